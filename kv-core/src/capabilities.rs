@@ -1,0 +1,38 @@
+//! [`Capabilities`]: what a backend promises.
+
+/// What a backend promises. A backend never claims what it cannot do, and the
+/// conformance suite checks every claim.
+///
+/// ```
+/// use kv_core::{KvStore, MemoryStore};
+///
+/// let caps = MemoryStore::new().capabilities();
+/// assert!(caps.atomic_batch && caps.ttl && caps.cas);
+/// assert_eq!(caps.max_batch_ops, None); // unlimited
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// `batch_set`, `batch_delete` and `write_batch` apply all their
+    /// operations or none, and no reader sees half of one.
+    pub atomic_batch: bool,
+    /// The most distinct keys one batch may touch; `None` is unlimited.
+    /// A larger batch fails with [`ErrorKind::BatchTooLarge`](crate::ErrorKind)
+    /// before any write.
+    pub max_batch_ops: Option<usize>,
+    /// The largest value in bytes; a larger one fails with
+    /// [`ErrorKind::ValueTooLarge`](crate::ErrorKind) before any I/O.
+    pub max_value_bytes: usize,
+    /// Per-entry time-to-live is honoured exactly (expired keys are invisible
+    /// to every read). When `false`, any TTL fails with
+    /// [`ErrorKind::Unsupported`](crate::ErrorKind).
+    pub ttl: bool,
+    /// `compare_and_swap` is atomic. When `false` it fails with
+    /// [`ErrorKind::Unsupported`](crate::ErrorKind).
+    pub cas: bool,
+    /// `list` returns keys in ascending byte order.
+    pub ordered_list: bool,
+    /// `batch_get` reads all its keys from one consistent snapshot.
+    pub snapshot_batch_get: bool,
+    /// Data survives a process restart (an embedded database or a server).
+    pub persistent: bool,
+}

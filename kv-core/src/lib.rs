@@ -1,0 +1,64 @@
+//! The kv contract: one async key-value API with typed serde values and real
+//! batch operations, over pluggable backends.
+//!
+//! - [`KvStore`]: the object-safe trait every backend implements (raw bytes,
+//!   native batches, TTL, listing, compare-and-swap), with its contract.
+//! - [`KvStoreExt`]: helpers for every store (`list_stream`, `batch_exists`,
+//!   `clear`).
+//! - [`Kv`]: the typed client applications use, with [`Codec`]s
+//!   ([`Json`], [`MessagePack`] behind the `msgpack` feature, [`Raw`]) and
+//!   namespaces.
+//! - [`MemoryStore`]: the in-memory reference backend.
+//! - [`Key`], [`Error`]/[`ErrorKind`], [`Capabilities`], the options and
+//!   batch types, and [`Validator`], the checks every backend runs first.
+//!
+//! Applications usually depend on the facade crate `kv`, which re-exports
+//! all of this and connects to a backend by URL.
+//!
+//! ```
+//! use kv_core::{Kv, MemoryStore};
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let kv = Kv::new(MemoryStore::new().into_dyn());
+//! kv.batch_set([("a", 1), ("b", 2)]).await?;
+//! assert_eq!(kv.batch_get::<i32, _>(["b", "missing", "a"]).await?, [Some(2), None, Some(1)]);
+//! assert!(kv.compare_and_swap("a", Some(&1), Some(&10)).await?);
+//! # Ok::<(), kv_core::Error>(())
+//! # });
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs, rustdoc::broken_intra_doc_links)]
+#![warn(missing_debug_implementations, unreachable_pub)]
+
+mod batch;
+mod capabilities;
+mod client;
+mod codec;
+mod error;
+mod ext;
+mod key;
+mod memory;
+mod options;
+mod prefix;
+mod store;
+mod typed_batch;
+mod validate;
+
+pub use async_trait::async_trait;
+pub use bytes::Bytes;
+
+pub use batch::{Entry, WriteOp};
+pub use capabilities::Capabilities;
+pub use client::Kv;
+#[cfg(feature = "msgpack")]
+pub use codec::MessagePack;
+pub use codec::{Codec, Json, Raw};
+pub use error::{BoxError, Error, ErrorKind, Operation, Result};
+pub use ext::KvStoreExt;
+pub use key::{Key, MAX_KEY_BYTES, prefix_successor, validate_prefix};
+pub use memory::{DEFAULT_MEMORY_MAX_VALUE_BYTES, MemoryStore, MemoryStoreBuilder};
+pub use options::{DEFAULT_LIST_LIMIT, ListOptions, MAX_TTL, Page, SetOptions};
+pub use prefix::PrefixStore;
+pub use store::{Health, KvStore};
+pub use typed_batch::Batch;
+pub use validate::{ListRange, Validator};

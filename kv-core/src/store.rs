@@ -1,0 +1,174 @@
+//! [`KvStore`]: the trait every backend implements.
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::batch::{Entry, WriteOp};
+use crate::capabilities::Capabilities;
+use crate::error::Result;
+use crate::key::Key;
+use crate::options::{ListOptions, Page, SetOptions};
+
+/// The outcome of [`KvStore::health`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Health {
+    /// The backend's name.
+    pub backend: &'static str,
+    /// How long one round trip to the server took.
+    pub latency: Duration,
+}
+
+/// An async key-value store over raw byte values.
+///
+/// Applications usually use the typed client [`Kv`](crate::Kv) on top of it;
+/// backends implement this trait. It is object safe: use it as
+/// `Arc<dyn KvStore>`.
+///
+/// # Contract
+///
+/// Every implementation keeps these rules, and the `kv-conformance` suite
+/// checks each of them against it:
+///
+/// - **Keys** are [`Key`]s, already validated; they compare and list in
+///   byte order and are literal everywhere: no character of a key or prefix
+///   acts as a pattern.
+/// - **Validation first**: a value over
+///   [`max_value_bytes`](Capabilities::max_value_bytes), a bad TTL, a bad
+///   prefix or limit fails before any I/O; in a batch, one bad item fails
+///   the whole batch and nothing is written.
+/// - **Batches** are one native operation, never a loop of single calls.
+///   Empty input does no I/O. Results of `batch_get` are aligned with the
+///   input. In write batches the last write to a key wins, exactly as if
+///   applied in order. A batch is atomic when
+///   [`atomic_batch`](Capabilities::atomic_batch) says so; a batch over
+///   [`max_batch_ops`](Capabilities::max_batch_ops) distinct keys fails with
+///   [`ErrorKind::BatchTooLarge`](crate::ErrorKind) and writes nothing.
+/// - **TTL** is per entry, in milliseconds. Once it elapses, the key is
+///   absent for every read (`get`, `exists`, `batch_get`, `list`,
+///   `compare_and_swap`, the counts of `delete` and `batch_delete`), whatever
+///   the backend's own reaper lag; writing a key without TTL clears its TTL.
+///   A backend without TTL returns [`ErrorKind::Unsupported`](crate::ErrorKind)
+///   rather than ignoring one.
+/// - **Errors** are never swallowed into `None` or `false`.
+///
+/// # Implementing
+///
+/// Build a [`Validator`](crate::Validator) from the backend's name and
+/// capabilities and call it at the top of each operation; then map the
+/// operation onto the server's native batch, transaction or bulk API, and
+/// map driver errors in one function. Run `kv_conformance::suite!` against
+/// the backend.
+#[async_trait]
+pub trait KvStore: Debug + Send + Sync + 'static {
+    /// The backend's short name (`"memory"`, `"redis"`, ...), as errors
+    /// carry it.
+    fn backend(&self) -> &'static str;
+
+    /// What this backend promises.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Reads one key.
+    ///
+    /// # Behaviour
+    ///
+    /// - `Ok(None)` when the key is absent or expired.
+    /// - A backend error is `Err`, never `Ok(None)`.
+    async fn get(&self, key: &Key) -> Result<Option<Bytes>>;
+
+    /// Writes one key (insert or overwrite).
+    ///
+    /// # Behaviour
+    ///
+    /// - `options.ttl` sets a TTL; `None` clears any earlier TTL.
+    /// - A value over `max_value_bytes` is `ValueTooLarge` before any I/O.
+    async fn set(&self, key: &Key, value: Bytes, options: SetOptions) -> Result<()>;
+
+    /// Removes one key.
+    ///
+    /// # Behaviour
+    ///
+    /// - Returns whether a live (present, unexpired) key was removed.
+    async fn delete(&self, key: &Key) -> Result<bool>;
+
+    /// Tells whether a live key exists.
+    ///
+    /// # Behaviour
+    ///
+    /// - `false` for absent and expired keys.
+    async fn exists(&self, key: &Key) -> Result<bool>;
+
+    /// Lists live keys that start with `prefix`, one page at a time.
+    ///
+    /// # Behaviour
+    ///
+    /// - The prefix is literal; the empty prefix lists every key.
+    /// - Keys ascend in byte order (when `ordered_list`), start strictly
+    ///   after `options.start_after`, and at most `options.limit` are returned.
+    /// - Following [`Page::next`] until it is `None` returns each live key
+    ///   exactly once, even when keys are written or deleted between pages
+    ///   (a key written behind the cursor is not seen; one ahead of it is).
+    async fn list(&self, prefix: &str, options: ListOptions) -> Result<Page>;
+
+    /// Reads many keys in one native operation.
+    ///
+    /// # Behaviour
+    ///
+    /// - The result has the input's length and order; a missing or expired
+    ///   key is `None` at its position; a duplicate is answered at each of
+    ///   its positions.
+    /// - One consistent snapshot when `snapshot_batch_get`.
+    /// - Empty input returns an empty vector without I/O.
+    async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>>;
+
+    /// Writes many entries in one native operation.
+    ///
+    /// # Behaviour
+    ///
+    /// - Each entry carries its own TTL.
+    /// - All entries are validated first; one invalid entry fails the batch
+    ///   and nothing is written.
+    /// - The last entry for a duplicated key wins.
+    /// - All or nothing when `atomic_batch`.
+    async fn batch_set(&self, entries: Vec<Entry>) -> Result<()>;
+
+    /// Removes many keys in one native operation.
+    ///
+    /// # Behaviour
+    ///
+    /// - Returns how many live keys were removed; a duplicate counts once.
+    async fn batch_delete(&self, keys: &[Key]) -> Result<u64>;
+
+    /// Applies puts and deletes in one native operation.
+    ///
+    /// # Behaviour
+    ///
+    /// - As if applied in order: the last operation on a key wins.
+    /// - Validated whole first; all or nothing when `atomic_batch`.
+    async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<()>;
+
+    /// Atomically replaces the value of `key` if it currently equals
+    /// `expected`.
+    ///
+    /// # Behaviour
+    ///
+    /// - `expected: None` means "the key is absent (or expired)".
+    /// - `new: None` deletes the key; `Some` writes it with `options.ttl`.
+    /// - Returns `true` when the current value matched and the write (or
+    ///   delete) was applied, `false` when it did not match and nothing
+    ///   changed.
+    /// - Atomic against every other writer when `cas`; otherwise
+    ///   `Unsupported`.
+    async fn compare_and_swap(
+        &self,
+        key: &Key,
+        expected: Option<Bytes>,
+        new: Option<Bytes>,
+        options: SetOptions,
+    ) -> Result<bool>;
+
+    /// Makes one round trip to the server and reports its latency.
+    async fn health(&self) -> Result<Health>;
+}

@@ -1,0 +1,364 @@
+//! [`Validator`]: the checks every backend runs before any I/O.
+//!
+//! Each backend builds one from its name and [`Capabilities`] and calls it at
+//! the top of every operation, so the batch rules of the contract (validate
+//! the whole batch first, deduplicate with the last write winning, respect
+//! the limits) are implemented once.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::batch::{Entry, WriteOp};
+use crate::capabilities::Capabilities;
+use crate::error::{Error, ErrorKind, Operation, Result};
+use crate::key::{Key, prefix_successor, validate_prefix};
+use crate::options::{DEFAULT_LIST_LIMIT, ListOptions, MAX_TTL, SetOptions};
+
+/// Validates input against a backend's [`Capabilities`] before any I/O.
+///
+/// ```
+/// use kv_core::{Entry, ErrorKind, Key, KvStore, MemoryStore, Validator};
+///
+/// let v = Validator::new("memory", MemoryStore::new().capabilities());
+/// let a = Key::new("a")?;
+/// // Duplicates: the last write wins; the result is sorted by key.
+/// let entries = v.entries(vec![Entry::new(a.clone(), "1"), Entry::new(a.clone(), "2")])?;
+/// assert_eq!(entries.len(), 1);
+/// assert_eq!(entries[0].value, "2");
+/// # Ok::<(), kv_core::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Validator {
+    backend: &'static str,
+    caps: Capabilities,
+}
+
+/// A validated `list` request: the key range and page size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListRange {
+    /// The literal prefix every listed key starts with.
+    pub prefix: String,
+    /// List keys strictly greater than this one; `None` starts at `prefix`.
+    /// Set only when it lies inside the prefix range.
+    pub start_after: Option<Key>,
+    /// The exclusive upper bound in bytes ([`prefix_successor`]); `None` is
+    /// unbounded (empty prefix).
+    pub end: Option<Vec<u8>>,
+    /// The page size, at least 1.
+    pub limit: usize,
+    /// Whether the range is empty (the cursor is past the prefix range):
+    /// answer an empty page without I/O.
+    pub exhausted: bool,
+}
+
+impl ListRange {
+    /// Whether `key` belongs to this listing (has the prefix and lies after
+    /// the cursor). Backends that read a wider range filter with it.
+    pub fn contains(&self, key: &str) -> bool {
+        key.starts_with(self.prefix.as_str())
+            && self
+                .start_after
+                .as_ref()
+                .is_none_or(|after| key.as_bytes() > after.as_bytes())
+    }
+
+    /// The inclusive lower bound in bytes when there is no cursor, else the
+    /// cursor (exclusive). Convenience for backends building range scans.
+    pub fn lower(&self) -> (&[u8], bool) {
+        match &self.start_after {
+            Some(after) => (after.as_bytes(), false),
+            None => (self.prefix.as_bytes(), true),
+        }
+    }
+}
+
+impl Validator {
+    /// A validator for `backend` with these capabilities.
+    pub fn new(backend: &'static str, caps: Capabilities) -> Self {
+        Self { backend, caps }
+    }
+
+    /// The backend name errors carry.
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    /// The capabilities checked against.
+    pub fn capabilities(&self) -> Capabilities {
+        self.caps
+    }
+
+    fn error(&self, kind: ErrorKind, op: Operation) -> Error {
+        Error::new(kind, self.backend, op)
+    }
+
+    /// Checks a value's size.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::ValueTooLarge`] above `max_value_bytes`.
+    pub fn value(&self, op: Operation, key: &Key, value: &[u8]) -> Result<()> {
+        if value.len() > self.caps.max_value_bytes {
+            return Err(self
+                .error(ErrorKind::ValueTooLarge, op)
+                .with_key(key.as_str())
+                .with_message(format!(
+                    "{} bytes exceeds the limit of {} bytes",
+                    value.len(),
+                    self.caps.max_value_bytes
+                )));
+        }
+        Ok(())
+    }
+
+    /// Checks a TTL and rounds it up to a whole millisecond.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Unsupported`] when the backend has no TTL;
+    /// [`ErrorKind::InvalidArgument`] for zero or more than [`MAX_TTL`].
+    pub fn ttl(&self, op: Operation, key: &Key, ttl: Option<Duration>) -> Result<Option<Duration>> {
+        let Some(ttl) = ttl else { return Ok(None) };
+        if !self.caps.ttl {
+            return Err(self
+                .error(ErrorKind::Unsupported, op)
+                .with_key(key.as_str())
+                .with_message("this backend does not support TTL"));
+        }
+        if ttl.is_zero() || ttl > MAX_TTL {
+            return Err(self
+                .error(ErrorKind::InvalidArgument, op)
+                .with_key(key.as_str())
+                .with_message(format!(
+                    "a TTL must be between 1 ms and 10 years, got {ttl:?}"
+                )));
+        }
+        let millis = ttl.as_nanos().div_ceil(1_000_000);
+        // MAX_TTL is about 3.2e11 ms, far below u64::MAX.
+        let millis = u64::try_from(millis).unwrap_or(u64::MAX);
+        Ok(Some(Duration::from_millis(millis)))
+    }
+
+    /// Checks a single `set`; returns the rounded TTL.
+    ///
+    /// # Errors
+    ///
+    /// As [`Validator::value`] and [`Validator::ttl`].
+    pub fn set(&self, key: &Key, value: &[u8], options: SetOptions) -> Result<Option<Duration>> {
+        self.value(Operation::Set, key, value)?;
+        self.ttl(Operation::Set, key, options.ttl)
+    }
+
+    fn batch_size(&self, op: Operation, distinct: usize) -> Result<()> {
+        match self.caps.max_batch_ops {
+            Some(max) if distinct > max => Err(self
+                .error(ErrorKind::BatchTooLarge, op)
+                .with_message(format!(
+                    "{distinct} distinct keys exceed this backend's atomic limit of {max}; \
+                     split the batch or use a bulk writer"
+                ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn entry(&self, op: Operation, mut entry: Entry) -> Result<Entry> {
+        self.value(op, &entry.key, &entry.value)?;
+        entry.ttl = self.ttl(op, &entry.key, entry.ttl)?;
+        Ok(entry)
+    }
+
+    /// Validates a whole `batch_set` before any write: every value and TTL,
+    /// then deduplicates (the last entry for a key wins) and checks the
+    /// batch size. The result is sorted by key, which gives backends a
+    /// consistent lock order.
+    ///
+    /// # Errors
+    ///
+    /// The first invalid entry's error, or [`ErrorKind::BatchTooLarge`].
+    pub fn entries(&self, entries: Vec<Entry>) -> Result<Vec<Entry>> {
+        let mut distinct = BTreeMap::new();
+        for entry in entries {
+            let entry = self.entry(Operation::BatchSet, entry)?;
+            distinct.insert(entry.key.clone(), entry);
+        }
+        self.batch_size(Operation::BatchSet, distinct.len())?;
+        Ok(distinct.into_values().collect())
+    }
+
+    /// Validates a whole `write_batch` like [`Validator::entries`]: the last
+    /// operation on a key wins (a put then a delete is a delete).
+    ///
+    /// # Errors
+    ///
+    /// The first invalid operation's error, or [`ErrorKind::BatchTooLarge`].
+    pub fn write_ops(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOp>> {
+        let mut distinct = BTreeMap::new();
+        for op in ops {
+            let op = match op {
+                WriteOp::Put(entry) => WriteOp::Put(self.entry(Operation::WriteBatch, entry)?),
+                delete @ WriteOp::Delete(_) => delete,
+            };
+            distinct.insert(op.key().clone(), op);
+        }
+        self.batch_size(Operation::WriteBatch, distinct.len())?;
+        Ok(distinct.into_values().collect())
+    }
+
+    /// The distinct keys of a `batch_get` or `batch_delete`, sorted, after
+    /// checking the batch size.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::BatchTooLarge`].
+    pub fn distinct_keys(&self, op: Operation, keys: &[Key]) -> Result<Vec<Key>> {
+        let mut distinct: Vec<Key> = keys.to_vec();
+        distinct.sort_unstable();
+        distinct.dedup();
+        self.batch_size(op, distinct.len())?;
+        Ok(distinct)
+    }
+
+    /// Checks a `compare_and_swap`: the capability, both values' sizes and
+    /// the TTL; returns the rounded TTL.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Unsupported`], [`ErrorKind::ValueTooLarge`],
+    /// [`ErrorKind::InvalidArgument`].
+    pub fn cas(
+        &self,
+        key: &Key,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+        options: SetOptions,
+    ) -> Result<Option<Duration>> {
+        let op = Operation::CompareAndSwap;
+        if !self.caps.cas {
+            return Err(self
+                .error(ErrorKind::Unsupported, op)
+                .with_key(key.as_str())
+                .with_message("this backend has no atomic compare-and-swap"));
+        }
+        for value in [expected, new].into_iter().flatten() {
+            self.value(op, key, value)?;
+        }
+        if new.is_none() {
+            return Ok(None);
+        }
+        self.ttl(op, key, options.ttl)
+    }
+
+    /// Validates a `list` request into a [`ListRange`].
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidKey`] for a bad prefix,
+    /// [`ErrorKind::InvalidArgument`] for a zero limit.
+    pub fn list(&self, prefix: &str, options: &ListOptions) -> Result<ListRange> {
+        validate_prefix(prefix).map_err(|e| e.in_context(self.backend, Operation::List))?;
+        let limit = options.limit.unwrap_or(DEFAULT_LIST_LIMIT);
+        if limit == 0 {
+            return Err(self
+                .error(ErrorKind::InvalidArgument, Operation::List)
+                .with_message("a list limit must be at least 1"));
+        }
+        let end = prefix_successor(prefix.as_bytes());
+        let start_after = options
+            .start_after
+            .clone()
+            .filter(|after| after.as_bytes() >= prefix.as_bytes());
+        let exhausted = match (&start_after, &end) {
+            (Some(after), Some(end)) => after.as_bytes() >= end.as_slice(),
+            _ => false,
+        };
+        Ok(ListRange {
+            prefix: prefix.to_owned(),
+            start_after,
+            end,
+            limit,
+            exhausted,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps() -> Capabilities {
+        Capabilities {
+            atomic_batch: true,
+            max_batch_ops: Some(2),
+            max_value_bytes: 4,
+            ttl: true,
+            cas: true,
+            ordered_list: true,
+            snapshot_batch_get: true,
+            persistent: false,
+        }
+    }
+
+    fn key(k: &str) -> Key {
+        Key::new(k).unwrap()
+    }
+
+    #[test]
+    fn ttl_rounds_up_to_whole_milliseconds() {
+        let v = Validator::new("t", caps());
+        let got = v.ttl(Operation::Set, &key("a"), Some(Duration::from_micros(1500)));
+        assert_eq!(got.unwrap(), Some(Duration::from_millis(2)));
+        let zero = v.ttl(Operation::Set, &key("a"), Some(Duration::ZERO));
+        assert_eq!(zero.unwrap_err().kind(), ErrorKind::InvalidArgument);
+    }
+
+    #[test]
+    fn duplicates_count_once_against_the_limit() {
+        let v = Validator::new("t", caps());
+        let entries = vec![
+            Entry::new(key("b"), "1"),
+            Entry::new(key("a"), "2"),
+            Entry::new(key("b"), "3"),
+        ];
+        let out = v.entries(entries).unwrap();
+        assert_eq!(
+            out.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert_eq!(out[1].value, "3");
+        let three = vec![
+            Entry::new(key("a"), ""),
+            Entry::new(key("b"), ""),
+            Entry::new(key("c"), ""),
+        ];
+        assert_eq!(
+            v.entries(three).unwrap_err().kind(),
+            ErrorKind::BatchTooLarge
+        );
+    }
+
+    #[test]
+    fn write_ops_last_operation_wins() {
+        let v = Validator::new("t", caps());
+        let ops = vec![
+            WriteOp::Put(Entry::new(key("a"), "1")),
+            WriteOp::Delete(key("a")),
+        ];
+        assert_eq!(v.write_ops(ops).unwrap(), vec![WriteOp::Delete(key("a"))]);
+    }
+
+    #[test]
+    fn list_range_drops_cursor_before_prefix_and_detects_cursor_past_it() {
+        let v = Validator::new("t", caps());
+        let before = v
+            .list("b", &ListOptions::default().start_after(key("a")))
+            .unwrap();
+        assert_eq!(before.start_after, None);
+        assert!(!before.exhausted);
+        let past = v
+            .list("b", &ListOptions::default().start_after(key("c")))
+            .unwrap();
+        assert!(past.exhausted);
+        let zero = v.list("b", &ListOptions::default().limit(0));
+        assert_eq!(zero.unwrap_err().kind(), ErrorKind::InvalidArgument);
+    }
+}
