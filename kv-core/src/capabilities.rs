@@ -19,6 +19,9 @@ pub struct Capabilities {
     /// A larger batch fails with [`ErrorKind::BatchTooLarge`](crate::ErrorKind)
     /// before any write.
     pub max_batch_ops: Option<usize>,
+    /// The longest key in bytes this store accepts: [`MAX_KEY_BYTES`](crate::MAX_KEY_BYTES)
+    /// for every backend, less under a namespace ([`PrefixStore`](crate::PrefixStore)).
+    pub max_key_bytes: usize,
     /// The largest value in bytes; a larger one fails with
     /// [`ErrorKind::ValueTooLarge`](crate::ErrorKind) before any I/O.
     pub max_value_bytes: usize,

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use crate::batch::{Entry, WriteOp};
 use crate::capabilities::Capabilities;
 use crate::error::{Operation, Result};
-use crate::key::Key;
+use crate::key::{Key, MAX_KEY_BYTES};
 use crate::options::{ListOptions, Page, SetOptions};
 use crate::store::{Health, KvStore};
 use crate::validate::Validator;
@@ -165,6 +165,7 @@ impl MemoryStore {
             caps: Capabilities {
                 atomic_batch: true,
                 max_batch_ops: None,
+                max_key_bytes: MAX_KEY_BYTES,
                 max_value_bytes: DEFAULT_MEMORY_MAX_VALUE_BYTES,
                 ttl: true,
                 cas: true,

@@ -108,7 +108,13 @@ impl KvStore for PrefixStore {
     }
 
     fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
+        let inner = self.inner.capabilities();
+        Capabilities {
+            max_key_bytes: inner
+                .max_key_bytes
+                .saturating_sub(self.prefix.as_str().len()),
+            ..inner
+        }
     }
 
     async fn get(&self, key: &Key) -> Result<Option<Bytes>> {

@@ -289,6 +289,7 @@ mod tests {
         Capabilities {
             atomic_batch: true,
             max_batch_ops: Some(2),
+            max_key_bytes: 1024,
             max_value_bytes: 4,
             ttl: true,
             cas: true,

@@ -1,0 +1,286 @@
+//! Helpers the cases share: a unique key space per case, paging, probes.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use kv_core::{
+    Capabilities, Entry, ErrorKind, Health, Key, KvStore, KvStoreExt, ListOptions, Page, Result,
+    SetOptions, WriteOp,
+};
+
+/// A TTL short enough to wait out in a test.
+pub const SHORT_TTL: Duration = Duration::from_millis(400);
+
+/// A TTL no test outlives.
+pub const LONG_TTL: Duration = Duration::from_secs(3600);
+
+/// Sleeps until a key written now with [`SHORT_TTL`] has expired, with a
+/// margin for clock granularity (the contract allows no reaper lag).
+pub async fn wait_past_short_ttl() {
+    tokio::time::sleep(SHORT_TTL + Duration::from_millis(350)).await;
+}
+
+/// A unique random key space for one case, so cases run in parallel against
+/// one server without seeing each other's keys.
+#[derive(Debug, Clone)]
+pub struct Space {
+    prefix: String,
+}
+
+impl Space {
+    /// A fresh space named after the case: `kvc/<case>/<random>/`.
+    pub fn new(case: &str) -> Self {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let mut hasher = RandomState::new().build_hasher();
+        hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        hasher.write_u128(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        hasher.write_u32(std::process::id());
+        Self {
+            prefix: format!("kvc/{case}/{:016x}/", hasher.finish()),
+        }
+    }
+
+    /// The space's prefix, ending in `/`.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// `prefix + name`, as a full string.
+    pub fn raw(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// `prefix + name`, as a key.
+    pub fn key(&self, name: &str) -> Key {
+        Key::new(self.raw(name)).expect("test key must be valid")
+    }
+
+    /// The keys for `names`.
+    pub fn keys(&self, names: &[&str]) -> Vec<Key> {
+        names.iter().map(|n| self.key(n)).collect()
+    }
+
+    /// Strips the prefix from listed keys.
+    pub fn names(&self, keys: &[Key]) -> Vec<String> {
+        keys.iter()
+            .map(|k| {
+                k.as_str()
+                    .strip_prefix(self.prefix.as_str())
+                    .unwrap_or_else(|| {
+                        panic!("listed key {k:?} is outside the space {:?}", self.prefix)
+                    })
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    /// Removes everything in the space and checks it is gone.
+    pub async fn cleanup(&self, store: &dyn KvStore) {
+        store
+            .clear(&self.prefix)
+            .await
+            .expect("cleanup: clear failed");
+        let left = store
+            .list(&self.prefix, ListOptions::default().limit(1))
+            .await
+            .expect("cleanup: list failed");
+        assert!(left.keys.is_empty(), "cleanup left {:?}", left.keys);
+    }
+}
+
+/// `Bytes` from a string.
+pub fn b(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
+
+/// Writes without TTL, panicking on error.
+pub async fn put(store: &dyn KvStore, key: &Key, value: &str) {
+    store
+        .set(key, b(value), SetOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("set {key:?}: {e}"));
+}
+
+/// Reads, panicking on error.
+pub async fn get(store: &dyn KvStore, key: &Key) -> Option<Bytes> {
+    store
+        .get(key)
+        .await
+        .unwrap_or_else(|e| panic!("get {key:?}: {e}"))
+}
+
+/// Asserts that `result` failed with `kind`.
+#[track_caller]
+pub fn assert_kind<T: std::fmt::Debug>(result: Result<T>, kind: ErrorKind) {
+    match result {
+        Err(e) => assert_eq!(e.kind(), kind, "expected {kind:?}, got error {e}"),
+        Ok(v) => panic!("expected {kind:?}, got Ok({v:?})"),
+    }
+}
+
+/// Lists every key with `prefix` page by page with `limit`, checking the
+/// paging rules on every page: ascending, at most `limit`, a page with a
+/// cursor is full and its cursor is its last key.
+pub async fn list_all(store: &dyn KvStore, prefix: &str, limit: usize) -> Vec<Key> {
+    let mut all: Vec<Key> = Vec::new();
+    let mut cursor = None;
+    for _ in 0..100_000 {
+        let options = ListOptions {
+            start_after: cursor.take(),
+            limit: Some(limit),
+        };
+        let page = store
+            .list(prefix, options)
+            .await
+            .unwrap_or_else(|e| panic!("list {prefix:?} limit {limit}: {e}"));
+        check_page(&page, limit, store.capabilities());
+        if let (Some(last), Some(first)) = (all.last(), page.keys.first()) {
+            if store.capabilities().ordered_list {
+                assert!(
+                    last < first,
+                    "pages overlap or go backwards: {last:?} then {first:?}"
+                );
+            }
+        }
+        all.extend(page.keys);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return all,
+        }
+    }
+    panic!("listing {prefix:?} did not end");
+}
+
+fn check_page(page: &Page, limit: usize, caps: Capabilities) {
+    assert!(
+        page.keys.len() <= limit,
+        "page of {} keys over limit {limit}",
+        page.keys.len()
+    );
+    if caps.ordered_list {
+        assert!(
+            page.keys.windows(2).all(|w| w[0] < w[1]),
+            "page not ascending: {:?}",
+            page.keys
+        );
+    }
+    if let Some(next) = &page.next {
+        assert_eq!(page.keys.len(), limit, "a page with a cursor must be full");
+        assert_eq!(
+            page.keys.last(),
+            Some(next),
+            "the cursor must be the page's last key"
+        );
+    }
+}
+
+/// A store wrapper that counts the calls reaching the inner store: proves
+/// that invalid input is rejected before any I/O.
+#[derive(Debug)]
+pub struct Probe {
+    inner: Arc<dyn KvStore>,
+    calls: AtomicU64,
+}
+
+impl Probe {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn KvStore>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            calls: AtomicU64::new(0),
+        })
+    }
+
+    /// How many calls reached the inner store.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    fn hit(&self) {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl KvStore for Probe {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    async fn get(&self, key: &Key) -> Result<Option<Bytes>> {
+        self.hit();
+        self.inner.get(key).await
+    }
+
+    async fn set(&self, key: &Key, value: Bytes, options: SetOptions) -> Result<()> {
+        self.hit();
+        self.inner.set(key, value, options).await
+    }
+
+    async fn delete(&self, key: &Key) -> Result<bool> {
+        self.hit();
+        self.inner.delete(key).await
+    }
+
+    async fn exists(&self, key: &Key) -> Result<bool> {
+        self.hit();
+        self.inner.exists(key).await
+    }
+
+    async fn list(&self, prefix: &str, options: ListOptions) -> Result<Page> {
+        self.hit();
+        self.inner.list(prefix, options).await
+    }
+
+    async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>> {
+        self.hit();
+        self.inner.batch_get(keys).await
+    }
+
+    async fn batch_set(&self, entries: Vec<Entry>) -> Result<()> {
+        self.hit();
+        self.inner.batch_set(entries).await
+    }
+
+    async fn batch_delete(&self, keys: &[Key]) -> Result<u64> {
+        self.hit();
+        self.inner.batch_delete(keys).await
+    }
+
+    async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<()> {
+        self.hit();
+        self.inner.write_batch(ops).await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &Key,
+        expected: Option<Bytes>,
+        new: Option<Bytes>,
+        options: SetOptions,
+    ) -> Result<bool> {
+        self.hit();
+        self.inner
+            .compare_and_swap(key, expected, new, options)
+            .await
+    }
+
+    async fn health(&self) -> Result<Health> {
+        self.hit();
+        self.inner.health().await
+    }
+}

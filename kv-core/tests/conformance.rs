@@ -1,0 +1,51 @@
+//! The whole conformance suite against `MemoryStore`: as `Arc<dyn KvStore>`,
+//! as `Box<dyn KvStore>`, as the concrete type, with batch and value limits,
+//! without TTL, and through a namespace (`PrefixStore`).
+
+use std::sync::Arc;
+
+use kv_core::{KvStore, MemoryStore, PrefixStore};
+
+mod arc_dyn {
+    use super::*;
+    kv_conformance::suite!(|| async { Arc::new(MemoryStore::new()) as Arc<dyn KvStore> });
+}
+
+mod box_dyn {
+    use super::*;
+    kv_conformance::suite!(|| async { Box::new(MemoryStore::new()) as Box<dyn KvStore> });
+}
+
+mod concrete {
+    use super::*;
+    kv_conformance::suite!(|| async { Arc::new(MemoryStore::new()) });
+}
+
+/// Limits like etcd's: 128 ops a batch, 1.5 MiB values.
+mod limited {
+    use super::*;
+    kv_conformance::suite!(|| async {
+        let store = MemoryStore::builder()
+            .max_batch_ops(Some(128))
+            .max_value_bytes(1536 * 1024)
+            .build();
+        Arc::new(store) as Arc<dyn KvStore>
+    });
+}
+
+/// A backend without TTL: every TTL must be `Unsupported`.
+mod without_ttl {
+    use super::*;
+    kv_conformance::suite!(|| async {
+        Arc::new(MemoryStore::builder().ttl(false).build()) as Arc<dyn KvStore>
+    });
+}
+
+/// The namespace layer keeps the whole contract.
+mod prefixed {
+    use super::*;
+    kv_conformance::suite!(|| async {
+        let root: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
+        Arc::new(PrefixStore::new(root, "tenant-7:").expect("valid prefix")) as Arc<dyn KvStore>
+    });
+}
