@@ -6,6 +6,7 @@
 #   etcd-server etcd-client etcd for kv-backend-etcd tests
 #   postgresql              initdb/pg_ctl/postgres for kv-backend-postgres tests
 #   protobuf-compiler       protoc, needed to build the etcd-client crate
+#   libprotobuf-dev         protoc's well-known types (google/protobuf/*.proto) it imports
 #   clang libclang-dev      bindgen, needed to build the rocksdb crate
 #   python3-venv            to install SecantusDB (MongoDB-wire-compatible test
 #                           server, GPL-2.0, run only as a separate process)
@@ -19,7 +20,7 @@ if [ "$(id -u)" -ne 0 ]; then
   SUDO="sudo"
 fi
 
-APT_PACKAGES=(redis-server etcd-server etcd-client postgresql protobuf-compiler clang libclang-dev python3-venv)
+APT_PACKAGES=(redis-server etcd-server etcd-client postgresql protobuf-compiler libprotobuf-dev clang libclang-dev python3-venv)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -1,1 +1,135 @@
-//! kv
+//! # kv
+//!
+//! One async key-value API with typed serde values and real batch
+//! operations, over pluggable backends. Pick a backend with a cargo feature
+//! and a URL; the code stays the same.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), kv::Error> {
+//! let kv = kv::connect("memory://").await?;
+//!
+//! kv.set("user:1", &"Ada").await?;
+//! kv.batch_set([("user:2", "Bob"), ("user:3", "Cy")]).await?;
+//! let names: Vec<Option<String>> = kv.batch_get(["user:1", "user:9", "user:3"]).await?;
+//! assert_eq!(names, [Some("Ada".into()), None, Some("Cy".into())]);
+//!
+//! kv.set_with_ttl("session", &"token", Duration::from_secs(60)).await?;
+//! assert!(kv.compare_and_swap("user:1", Some(&"Ada"), Some(&"Ada L.")).await?);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Everything of `kv_core` is re-exported here: the [`KvStore`] trait and its
+//! contract, the typed client [`Kv`], [`Error`] and [`ErrorKind`],
+//! [`Capabilities`], the codecs and the in-memory backend.
+//!
+//! ## Backends and URLs
+//!
+//! | scheme | backend | cargo feature | status |
+//! |---|---|---|---|
+//! | `memory://` | in-process, the reference implementation | `memory` (default) | available |
+//! | `redis://`, `rediss://` | Redis | `redis` | planned |
+//! | `postgres://`, `postgresql://` | PostgreSQL | `postgres` | planned |
+//! | `rocksdb:///abs/path`, `rocksdb://./rel/path` | RocksDB (embedded) | `rocksdb` | planned |
+//! | `etcd://host:port[,host:port]` | etcd | `etcd` | planned |
+//! | `mongodb://`, `mongodb+srv://` | MongoDB | `mongo` | planned |
+#![forbid(unsafe_code)]
+#![deny(missing_docs, rustdoc::broken_intra_doc_links)]
+#![warn(missing_debug_implementations, unreachable_pub)]
+
+use std::sync::Arc;
+
+pub use kv_core::*;
+
+/// Connects to the backend the URL's scheme names and returns the typed
+/// client (JSON codec).
+///
+/// # Errors
+///
+/// [`ErrorKind::Config`] when the URL has no scheme, the scheme is unknown,
+/// or its backend's cargo feature is off (the message names the feature);
+/// the backend's own connection errors.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let err = kv::connect("cassandra://db:9042").await.unwrap_err();
+/// assert_eq!(err.kind(), kv::ErrorKind::Config);
+/// # }
+/// ```
+pub async fn connect(url: &str) -> Result<Kv> {
+    Ok(Kv::new(connect_store(url).await?))
+}
+
+/// Like [`connect`], returning the raw [`KvStore`].
+///
+/// # Errors
+///
+/// As [`connect`].
+pub async fn connect_store(url: &str) -> Result<Arc<dyn KvStore>> {
+    let scheme = scheme(url)?;
+    match scheme.as_str() {
+        "memory" => memory(url),
+        "redis" | "rediss" => Err(feature_off(&scheme, "redis")),
+        "postgres" | "postgresql" => Err(feature_off(&scheme, "postgres")),
+        "rocksdb" => Err(feature_off(&scheme, "rocksdb")),
+        "etcd" => Err(feature_off(&scheme, "etcd")),
+        "mongodb" | "mongodb+srv" => Err(feature_off(&scheme, "mongo")),
+        _ => Err(config_error(format!(
+            "unknown URL scheme `{scheme}://`; kv knows memory, redis, rediss, postgres, \
+             postgresql, rocksdb, etcd, mongodb and mongodb+srv"
+        ))),
+    }
+}
+
+/// The lower-cased scheme. Never echoes the URL: it may hold a password.
+fn scheme(url: &str) -> Result<String> {
+    match url.split_once(':') {
+        Some((scheme, _))
+            if !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
+            Ok(scheme.to_ascii_lowercase())
+        }
+        _ => Err(config_error(
+            "the URL has no scheme; expected for example memory:// or redis://host:6379",
+        )),
+    }
+}
+
+fn config_error(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Config, "kv", Operation::Connect).with_message(message)
+}
+
+fn feature_off(scheme: &str, feature: &str) -> Error {
+    config_error(format!(
+        "`{scheme}://` needs the `{feature}` backend, which this build of kv does not include; \
+         enable the cargo feature `{feature}` of kv (for example `kv = {{ version = \"0.1\", \
+         features = [\"{feature}\"] }}`)"
+    ))
+}
+
+#[cfg(feature = "memory")]
+fn memory(url: &str) -> Result<Arc<dyn KvStore>> {
+    let rest = url.split_once(':').map_or("", |(_, rest)| rest);
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    if rest.contains('?') {
+        return Err(config_error("memory:// takes no options"));
+    }
+    Ok(MemoryStore::new().into_dyn())
+}
+
+#[cfg(not(feature = "memory"))]
+fn memory(_url: &str) -> Result<Arc<dyn KvStore>> {
+    Err(feature_off("memory", "memory"))
+}
+
+/// The README's examples, compiled and run as doctests so they cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

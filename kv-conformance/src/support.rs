@@ -143,13 +143,13 @@ pub async fn list_all(store: &dyn KvStore, prefix: &str, limit: usize) -> Vec<Ke
             .await
             .unwrap_or_else(|e| panic!("list {prefix:?} limit {limit}: {e}"));
         check_page(&page, limit, store.capabilities());
-        if let (Some(last), Some(first)) = (all.last(), page.keys.first()) {
-            if store.capabilities().ordered_list {
-                assert!(
-                    last < first,
-                    "pages overlap or go backwards: {last:?} then {first:?}"
-                );
-            }
+        if let (Some(last), Some(first)) = (all.last(), page.keys.first())
+            && store.capabilities().ordered_list
+        {
+            assert!(
+                last < first,
+                "pages overlap or go backwards: {last:?} then {first:?}"
+            );
         }
         all.extend(page.keys);
         match page.next {

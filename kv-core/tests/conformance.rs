@@ -2,6 +2,8 @@
 //! as `Box<dyn KvStore>`, as the concrete type, with batch and value limits,
 //! without TTL, and through a namespace (`PrefixStore`).
 
+#![allow(clippy::unwrap_used)] // tests fail by panicking
+
 use std::sync::Arc;
 
 use kv_core::{KvStore, MemoryStore, PrefixStore};

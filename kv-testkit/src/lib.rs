@@ -1,0 +1,286 @@
+//! Live test servers for kv's backends. Not published; a dev-dependency of
+//! the backend crates.
+//!
+//! [`server`] (or [`redis`], [`postgres`], [`etcd`], [`mongo`]) returns a
+//! running server of that kind, started once per test process and shared by
+//! all its tests. It is found in this order:
+//!
+//! 1. a URL in the environment: `KV_TEST_REDIS_URL`, `KV_TEST_POSTGRES_URL`,
+//!    `KV_TEST_ETCD_URL`, `KV_TEST_MONGO_URL` (your own server; nothing is
+//!    started or stopped);
+//! 2. a container through testcontainers, when a Docker daemon answers
+//!    (Redis 7.2, PostgreSQL 16, MongoDB 7 as a one-node replica set,
+//!    etcd 3.5); `KV_TEST_NO_DOCKER=1` skips this step;
+//! 3. the server binary on this machine, started on a free 127.0.0.1 port in
+//!    a temp dir: `redis-server`; PostgreSQL's `initdb` + `postgres` (as the
+//!    `postgres` user when running as root); `etcd`; a real `mongod` as a
+//!    replica set, else SecantusDB, a MongoDB-wire-compatible server
+//!    installed by `scripts/install-test-deps.sh`;
+//! 4. otherwise the calling test fails with a message saying what to install.
+//!    Only `KV_TEST_SKIP_UNAVAILABLE=1` turns that into a skip (`None`), and
+//!    a skip prints a loud line.
+//!
+//! Local servers and containers stop when the test process ends, however it
+//! ends (a watchdog process follows the test process), and their temp dirs
+//! are removed.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! let Some(redis) = kv_testkit::redis().await else { return }; // skipped, and said so
+//! println!("testing against {} ({:?})", redis.url(), redis.source());
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs, rustdoc::broken_intra_doc_links)]
+#![warn(missing_debug_implementations, unreachable_pub)]
+
+mod container;
+mod local;
+mod process;
+
+use std::any::Any;
+use std::fmt;
+use std::sync::OnceLock;
+
+/// A kind of server the backends test against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Redis.
+    Redis,
+    /// PostgreSQL.
+    Postgres,
+    /// etcd.
+    Etcd,
+    /// MongoDB (or a MongoDB-wire-compatible server).
+    Mongo,
+}
+
+impl Kind {
+    /// Every kind.
+    pub const ALL: [Kind; 4] = [Kind::Redis, Kind::Postgres, Kind::Etcd, Kind::Mongo];
+
+    /// The server's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Redis => "Redis",
+            Kind::Postgres => "PostgreSQL",
+            Kind::Etcd => "etcd",
+            Kind::Mongo => "MongoDB",
+        }
+    }
+
+    /// The environment variable that points the tests at an existing server.
+    pub fn env_var(self) -> &'static str {
+        match self {
+            Kind::Redis => "KV_TEST_REDIS_URL",
+            Kind::Postgres => "KV_TEST_POSTGRES_URL",
+            Kind::Etcd => "KV_TEST_ETCD_URL",
+            Kind::Mongo => "KV_TEST_MONGO_URL",
+        }
+    }
+
+    fn install_hint(self) -> &'static str {
+        match self {
+            Kind::Redis => "apt-get install redis-server",
+            Kind::Postgres => "apt-get install postgresql",
+            Kind::Etcd => "apt-get install etcd-server etcd-client",
+            Kind::Mongo => {
+                "install mongod and mongosh on PATH, or SecantusDB: python3 -m venv ~/.cache/kv/secantus \
+                 && ~/.cache/kv/secantus/bin/pip install SecantusDB==0.7.0b3"
+            }
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where a [`TestServer`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// A URL from the environment variable of its [`Kind`].
+    Env,
+    /// A Docker container started through testcontainers.
+    Container,
+    /// A server binary started on this machine.
+    Local,
+}
+
+/// A running server, shared by every test of the process.
+pub struct TestServer {
+    kind: Kind,
+    url: String,
+    source: Source,
+    _keep: Option<Box<dyn Any + Send + Sync>>,
+}
+
+impl TestServer {
+    /// The kind of server.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The URL its native driver takes: `redis://`, `postgres://`,
+    /// `http://host:port` for etcd, `mongodb://`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The URL `kv::connect` takes (for etcd `etcd://host:port`; the others
+    /// are the driver's URL).
+    pub fn kv_url(&self) -> String {
+        match self.kind {
+            Kind::Etcd => {
+                let hosts = self.url.split(',').map(|u| {
+                    u.trim()
+                        .trim_start_matches("http://")
+                        .trim_start_matches("https://")
+                        .trim_end_matches('/')
+                });
+                format!("etcd://{}", hosts.collect::<Vec<_>>().join(","))
+            }
+            _ => self.url.clone(),
+        }
+    }
+
+    /// Where the server came from.
+    pub fn source(&self) -> Source {
+        self.source
+    }
+}
+
+impl fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may carry a password when it came from the environment.
+        let url = match self.source {
+            Source::Env => "<from environment>",
+            _ => self.url.as_str(),
+        };
+        f.debug_struct("TestServer")
+            .field("kind", &self.kind)
+            .field("url", &url)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+static SERVERS: [OnceLock<Result<TestServer, String>>; 4] = [
+    OnceLock::new(),
+    OnceLock::new(),
+    OnceLock::new(),
+    OnceLock::new(),
+];
+
+/// The shared server of `kind`, started on first use (see the crate docs for
+/// the order). `None` only when it is unavailable and
+/// `KV_TEST_SKIP_UNAVAILABLE=1`.
+///
+/// # Panics
+///
+/// When no server can be had and skipping is not allowed: the message says
+/// what to install or which variable to set.
+pub async fn server(kind: Kind) -> Option<&'static TestServer> {
+    match tokio::task::spawn_blocking(move || server_blocking(kind)).await {
+        Ok(server) => server,
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    }
+}
+
+/// [`server`] for synchronous code. Blocks while the server starts.
+///
+/// # Panics
+///
+/// As [`server`].
+pub fn server_blocking(kind: Kind) -> Option<&'static TestServer> {
+    match SERVERS[kind.index()].get_or_init(|| resolve(kind)) {
+        Ok(server) => Some(server),
+        Err(why) if skip_allowed() => {
+            eprintln!(
+                "\n!!!!!!!!!! KV-TESTKIT: SKIPPING A TEST: no {kind} server ({why}); \
+                 KV_TEST_SKIP_UNAVAILABLE=1 allows this. THE TEST DID NOT RUN. !!!!!!!!!!\n"
+            );
+            None
+        }
+        Err(why) => panic!(
+            "no {kind} server for the tests: {why}\n\
+             To fix: {hint} (scripts/install-test-deps.sh installs every server), \
+             or set {var} to the URL of a running server, or start a Docker daemon. \
+             KV_TEST_SKIP_UNAVAILABLE=1 skips such tests instead (loudly).",
+            hint = kind.install_hint(),
+            var = kind.env_var(),
+        ),
+    }
+}
+
+/// The shared Redis server. See [`server`].
+pub async fn redis() -> Option<&'static TestServer> {
+    server(Kind::Redis).await
+}
+
+/// The shared PostgreSQL server. See [`server`].
+pub async fn postgres() -> Option<&'static TestServer> {
+    server(Kind::Postgres).await
+}
+
+/// The shared etcd server. See [`server`].
+pub async fn etcd() -> Option<&'static TestServer> {
+    server(Kind::Etcd).await
+}
+
+/// The shared MongoDB server (a one-node replica set). See [`server`].
+pub async fn mongo() -> Option<&'static TestServer> {
+    server(Kind::Mongo).await
+}
+
+fn skip_allowed() -> bool {
+    std::env::var("KV_TEST_SKIP_UNAVAILABLE").is_ok_and(|v| v == "1")
+}
+
+fn resolve(kind: Kind) -> Result<TestServer, String> {
+    if let Ok(url) = std::env::var(kind.env_var()) {
+        let url = url.trim();
+        if !url.is_empty() {
+            return Ok(TestServer {
+                kind,
+                url: url.to_owned(),
+                source: Source::Env,
+                _keep: None,
+            });
+        }
+    }
+    let mut notes = Vec::new();
+    if container::docker_answers() {
+        match container::start(kind) {
+            Ok(running) => {
+                return Ok(TestServer {
+                    kind,
+                    url: running.url,
+                    source: Source::Container,
+                    _keep: Some(running.keep),
+                });
+            }
+            Err(why) => notes.push(format!("Docker answered but {why}")),
+        }
+    } else {
+        notes.push("no Docker daemon answers".to_owned());
+    }
+    match local::start(kind) {
+        Ok(local) => Ok(TestServer {
+            kind,
+            url: local.url,
+            source: Source::Local,
+            _keep: Some(Box::new(local.watched)),
+        }),
+        Err(why) => {
+            notes.push(why);
+            Err(notes.join("; "))
+        }
+    }
+}

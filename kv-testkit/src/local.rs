@@ -1,0 +1,343 @@
+//! Starting the real server binaries on free loopback ports.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::Kind;
+use crate::process::{
+    Watched, free_port, is_root, server_dir, spawn_watched, tcp_exchange, wait_until, which,
+};
+
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A started local server: its URL and its watchdog.
+pub(crate) struct Local {
+    pub(crate) url: String,
+    pub(crate) watched: Watched,
+}
+
+/// Starts `kind` locally, retrying once (a free port can be taken between
+/// the probe and the bind).
+pub(crate) fn start(kind: Kind) -> Result<Local, String> {
+    match start_once(kind) {
+        Ok(local) => Ok(local),
+        Err(first) => start_once(kind).map_err(|second| {
+            format!(
+                "{second}\n(an earlier attempt failed too: {})",
+                first.lines().next().unwrap_or("")
+            )
+        }),
+    }
+}
+
+fn start_once(kind: Kind) -> Result<Local, String> {
+    match kind {
+        Kind::Redis => redis(),
+        Kind::Postgres => postgres(),
+        Kind::Etcd => etcd(),
+        Kind::Mongo => mongo(),
+    }
+}
+
+fn dir_for(name: &str) -> Result<PathBuf, String> {
+    server_dir(name).map_err(|e| format!("cannot create a temp dir for {name}: {e}"))
+}
+
+fn spawn(
+    dir: PathBuf,
+    as_user: Option<&str>,
+    program: &Path,
+    args: &[String],
+) -> Result<Watched, String> {
+    spawn_watched(dir, as_user, program, args)
+        .map_err(|e| format!("cannot start {}: {e}", program.display()))
+}
+
+/// Waits for `ready`; on timeout stops the server and reports its log.
+fn ready_or_stop(
+    name: &str,
+    watched: Watched,
+    url: String,
+    ready: impl FnMut() -> bool,
+) -> Result<Local, String> {
+    if wait_until(READY_TIMEOUT, ready) {
+        Ok(Local { url, watched })
+    } else {
+        let tail = watched.log_tail();
+        watched.stop();
+        Err(format!(
+            "{name} did not become ready within {READY_TIMEOUT:?}; its log ends:\n{tail}"
+        ))
+    }
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+fn redis() -> Result<Local, String> {
+    let program = which("redis-server").ok_or("`redis-server` is not on PATH")?;
+    let port = free_port().map_err(|e| e.to_string())?.to_string();
+    let dir = dir_for("redis")?;
+    let dir_arg = dir.display().to_string();
+    let args = strings(&[
+        "--port",
+        &port,
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        &dir_arg,
+        "--protected-mode",
+        "no",
+        "--daemonize",
+        "no",
+    ]);
+    let watched = spawn(dir, None, &program, &args)?;
+    let addr = format!("127.0.0.1:{port}");
+    let url = format!("redis://{addr}");
+    ready_or_stop("redis-server", watched, url, || {
+        tcp_exchange(&addr, b"PING\r\n").is_some_and(|r| r.starts_with("+PONG"))
+    })
+}
+
+/// The directory holding `initdb`, `postgres` and `pg_isready`: PATH first,
+/// else Debian's `/usr/lib/postgresql/<newest>/bin`.
+fn postgres_bin_dir() -> Option<PathBuf> {
+    if let Some(initdb) = which("initdb") {
+        let resolved = std::fs::canonicalize(&initdb).unwrap_or(initdb);
+        return resolved.parent().map(Path::to_path_buf);
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").is_file().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin)
+}
+
+fn postgres() -> Result<Local, String> {
+    let bin = postgres_bin_dir()
+        .ok_or("PostgreSQL's `initdb` is neither on PATH nor under /usr/lib/postgresql/*/bin")?;
+    let dir = dir_for("postgres")?;
+    // initdb and postgres refuse to run as root: use the `postgres` user.
+    let as_user = if is_root() {
+        let chown = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&dir)
+            .status();
+        if !chown.is_ok_and(|s| s.success()) {
+            return Err("running as root, but cannot hand the data dir to a `postgres` user (does it exist?)".into());
+        }
+        Some("postgres")
+    } else {
+        None
+    };
+    let data = dir.join("data");
+    let mut initdb = match as_user {
+        Some(user) => {
+            let mut c = Command::new("runuser");
+            c.args(["-u", user, "--"]).arg(bin.join("initdb"));
+            c
+        }
+        None => Command::new(bin.join("initdb")),
+    };
+    let out = initdb
+        .arg("-D")
+        .arg(&data)
+        .args([
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ])
+        .output()
+        .map_err(|e| format!("cannot run initdb: {e}"))?;
+    if !out.status.success() {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(format!(
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let port = free_port().map_err(|e| e.to_string())?.to_string();
+    let args = vec![
+        "-D".into(),
+        data.display().to_string(),
+        "-p".into(),
+        port.clone(),
+        "-k".into(),
+        dir.display().to_string(),
+        "-h".into(),
+        "127.0.0.1".into(),
+        "-F".into(),
+        "-c".into(),
+        "max_connections=500".into(),
+        "-c".into(),
+        "shared_buffers=128MB".into(),
+    ];
+    let watched = spawn(dir, as_user, &bin.join("postgres"), &args)?;
+    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    let pg_isready = bin.join("pg_isready");
+    ready_or_stop("postgres", watched, url, || {
+        Command::new(&pg_isready)
+            .args(["-q", "-h", "127.0.0.1", "-p", &port, "-U", "postgres"])
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+fn etcd() -> Result<Local, String> {
+    let program = which("etcd").ok_or("`etcd` is not on PATH")?;
+    let client = free_port().map_err(|e| e.to_string())?;
+    let peer = free_port().map_err(|e| e.to_string())?;
+    let dir = dir_for("etcd")?;
+    let client_url = format!("http://127.0.0.1:{client}");
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    let args = vec![
+        "--name".into(),
+        "kvtest".into(),
+        "--data-dir".into(),
+        dir.join("data").display().to_string(),
+        "--listen-client-urls".into(),
+        client_url.clone(),
+        "--advertise-client-urls".into(),
+        client_url.clone(),
+        "--listen-peer-urls".into(),
+        peer_url.clone(),
+        "--initial-advertise-peer-urls".into(),
+        peer_url.clone(),
+        "--initial-cluster".into(),
+        format!("kvtest={peer_url}"),
+        "--unsafe-no-fsync".into(),
+        "--logger".into(),
+        "zap".into(),
+        "--log-outputs".into(),
+        "stderr".into(),
+    ];
+    let watched = spawn(dir, None, &program, &args)?;
+    let addr = format!("127.0.0.1:{client}");
+    ready_or_stop("etcd", watched, client_url, || {
+        tcp_exchange(&addr, b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .is_some_and(|r| r.contains("\"health\":\"true\""))
+    })
+}
+
+/// The venv holding SecantusDB.
+fn secantus_python() -> PathBuf {
+    let venv = std::env::var_os("KV_SECANTUS_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| "/root".into());
+            home.join(".cache/kv/secantus")
+        });
+    venv.join("bin/python")
+}
+
+/// Starts SecantusDB in memory on a port it chooses, and prints that port.
+const SECANTUS: &str = r#"
+import signal, sys, threading
+from secantus import SecantusDBServer
+server = SecantusDBServer(host="127.0.0.1", port=0, storage_path=":memory:", ttl_sweep_seconds=1.0)
+server.start()
+print("KV-TESTKIT-READY", server.port, flush=True)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+threading.Event().wait()
+"#;
+
+fn mongo() -> Result<Local, String> {
+    if let Some(mongod) = which("mongod") {
+        return mongod_replica_set(&mongod);
+    }
+    let python = secantus_python();
+    if !python.is_file() {
+        return Err(format!(
+            "neither `mongod` is on PATH nor SecantusDB installed in {}",
+            python
+                .parent()
+                .and_then(Path::parent)
+                .map_or(String::new(), |p| p.display().to_string())
+        ));
+    }
+    let dir = dir_for("secantus")?;
+    let watched = spawn(
+        dir,
+        None,
+        &python,
+        &["-u".into(), "-c".into(), SECANTUS.into()],
+    )?;
+    let mut port = None;
+    let ready = wait_until(READY_TIMEOUT, || {
+        port = watched.log().lines().find_map(|l| {
+            l.strip_prefix("KV-TESTKIT-READY ")
+                .map(|p| p.trim().to_owned())
+        });
+        port.is_some()
+    });
+    match port {
+        Some(port) if ready => Ok(Local {
+            url: format!("mongodb://127.0.0.1:{port}/?directConnection=true"),
+            watched,
+        }),
+        _ => {
+            let tail = watched.log_tail();
+            watched.stop();
+            Err(format!(
+                "SecantusDB did not start within {READY_TIMEOUT:?}; its log ends:\n{tail}"
+            ))
+        }
+    }
+}
+
+/// A real `mongod` as a one-node replica set (transactions need one),
+/// initiated with `mongosh`.
+fn mongod_replica_set(mongod: &Path) -> Result<Local, String> {
+    let mongosh = which("mongosh")
+        .ok_or("`mongod` is on PATH but `mongosh` (needed to initiate the replica set) is not")?;
+    let port = free_port().map_err(|e| e.to_string())?.to_string();
+    let dir = dir_for("mongod")?;
+    let db = dir.join("db");
+    std::fs::create_dir_all(&db).map_err(|e| e.to_string())?;
+    let args = vec![
+        "--port".into(),
+        port.clone(),
+        "--bind_ip".into(),
+        "127.0.0.1".into(),
+        "--dbpath".into(),
+        db.display().to_string(),
+        "--replSet".into(),
+        "kvtest".into(),
+    ];
+    let watched = spawn(dir, None, mongod, &args)?;
+    let eval = |script: &str| {
+        Command::new(&mongosh)
+            .args(["--quiet", "--port", &port, "--eval", script])
+            .output()
+            .is_ok_and(|o| {
+                o.status.success() && String::from_utf8_lossy(&o.stdout).contains("true")
+            })
+    };
+    let init = format!(
+        "try {{ rs.initiate({{_id: 'kvtest', members: [{{_id: 0, host: '127.0.0.1:{port}'}}]}}); print(true) }} \
+         catch (e) {{ print(e.codeName === 'AlreadyInitialized') }}"
+    );
+    let url = format!("mongodb://127.0.0.1:{port}/?directConnection=true");
+    ready_or_stop("mongod", watched, url, || {
+        eval(&init) && eval("print(db.hello().isWritablePrimary)")
+    })
+}

@@ -1,0 +1,74 @@
+//! `kv::connect` dispatches by scheme and explains what is missing.
+
+#![allow(clippy::unwrap_used)] // tests fail by panicking
+
+use kv::ErrorKind;
+
+#[tokio::test]
+async fn memory_url_gives_a_working_client() {
+    for url in ["memory://", "memory:", "MEMORY://", "memory://label"] {
+        let kv = kv::connect(url).await.unwrap();
+        kv.set("k", &1).await.unwrap();
+        assert_eq!(kv.get::<i32>("k").await.unwrap(), Some(1), "{url}");
+    }
+}
+
+#[tokio::test]
+async fn each_memory_connect_is_a_new_store() {
+    let a = kv::connect("memory://").await.unwrap();
+    let b = kv::connect("memory://").await.unwrap();
+    a.set("k", &1).await.unwrap();
+    assert_eq!(b.get::<i32>("k").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn unknown_scheme_is_config_error_listing_known_ones() {
+    let err = kv::connect("cassandra://db:9042").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert!(
+        err.to_string()
+            .contains("unknown URL scheme `cassandra://`"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("redis"), "{err}");
+}
+
+#[tokio::test]
+async fn missing_scheme_is_config_error() {
+    for url in ["", "localhost:6379x", "no-scheme-here", "://x"] {
+        let err = kv::connect(url).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{url}");
+    }
+}
+
+#[tokio::test]
+async fn backend_without_its_feature_names_the_feature() {
+    for (url, feature) in [
+        ("redis://127.0.0.1:6379", "redis"),
+        ("rediss://h", "redis"),
+        ("postgres://u@h/db", "postgres"),
+        ("postgresql://h/db", "postgres"),
+        ("rocksdb:///tmp/x", "rocksdb"),
+        ("etcd://127.0.0.1:2379", "etcd"),
+        ("mongodb://h", "mongo"),
+        ("mongodb+srv://h", "mongo"),
+    ] {
+        let err = kv::connect(url).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{url}");
+        assert!(
+            err.to_string()
+                .contains(&format!("cargo feature `{feature}`")),
+            "{url}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn errors_never_echo_credentials() {
+    let err = kv::connect("redis://admin:hunter2@db:6379")
+        .await
+        .unwrap_err();
+    assert!(!format!("{err} {err:?}").contains("hunter2"));
+    let err = kv::connect("weird://admin:hunter2@db").await.unwrap_err();
+    assert!(!format!("{err} {err:?}").contains("hunter2"));
+}
