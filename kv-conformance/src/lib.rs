@@ -18,8 +18,10 @@
 //! ```
 //!
 //! The factory is any expression callable with no argument that returns a
-//! future of `Arc<dyn KvStore>`, `Box<dyn KvStore>`, `Arc<S>` or `Box<S>`;
-//! it is called once per case, inside that case's runtime.
+//! future of `Arc<dyn KvStore>`, `Box<dyn KvStore>`, `Arc<S>` or `Box<S>`,
+//! or an `Option` of one: `None` skips the case (for a server that
+//! `kv-testkit` was allowed to skip, loudly). It is called once per case,
+//! inside that case's runtime.
 #![forbid(unsafe_code)]
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 #![warn(missing_debug_implementations, unreachable_pub)]
@@ -191,7 +193,7 @@ macro_rules! __suite_tests {
             #[test]
             fn $rc() {
                 $crate::run(stringify!($rc), async {
-                    let store = ($factory)().await;
+                    let Some(store) = $crate::FactoryOutput::into_store(($factory)().await) else { return };
                     $crate::$rm::$rc(&*store).await;
                 });
             }
@@ -200,8 +202,8 @@ macro_rules! __suite_tests {
             #[test]
             fn $sc() {
                 $crate::run(stringify!($sc), async {
-                    let store = $crate::IntoSharedStore::into_shared(($factory)().await);
-                    $crate::$sm::$sc(store).await;
+                    let Some(store) = $crate::FactoryOutput::into_store(($factory)().await) else { return };
+                    $crate::$sm::$sc($crate::IntoSharedStore::into_shared(store)).await;
                 });
             }
         )*
@@ -234,6 +236,35 @@ pub fn run(name: &str, case: impl Future<Output = ()>) {
         }
     });
 }
+
+/// What a [`suite!`] factory may return: a store, or `Option` of one (`None`
+/// skips the case).
+pub trait FactoryOutput {
+    /// The store type.
+    type Store;
+    /// The store, or `None` to skip.
+    fn into_store(self) -> Option<Self::Store>;
+}
+
+impl<T> FactoryOutput for Option<T> {
+    type Store = T;
+    fn into_store(self) -> Option<T> {
+        self
+    }
+}
+
+macro_rules! always_some {
+    ($($ty:ty $(where $param:ident)?),*) => {$(
+        impl$(<$param: KvStore>)? FactoryOutput for $ty {
+            type Store = Self;
+            fn into_store(self) -> Option<Self> {
+                Some(self)
+            }
+        }
+    )*};
+}
+
+always_some!(Arc<dyn KvStore>, Box<dyn KvStore>, Arc<S> where S, Box<S> where S);
 
 /// Turns what a factory returns into the `Arc<dyn KvStore>` the shared cases
 /// take.

@@ -270,7 +270,7 @@ impl KvStore for MemoryStore {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        self.validator.distinct_keys(Operation::BatchGet, keys)?;
+        self.validator.check_batch_keys(Operation::BatchGet, keys)?;
         let state = self.read();
         let now = Instant::now();
         Ok(keys

@@ -204,6 +204,23 @@ impl Validator {
         Ok(distinct.into_values().collect())
     }
 
+    /// Checks that `keys` touch no more distinct keys than `max_batch_ops`,
+    /// counting distinct keys only when the input is longer than the limit
+    /// (no work at all without a limit).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::BatchTooLarge`].
+    pub fn check_batch_keys(&self, op: Operation, keys: &[Key]) -> Result<()> {
+        match self.caps.max_batch_ops {
+            Some(max) if keys.len() > max => {
+                let distinct: std::collections::BTreeSet<&Key> = keys.iter().collect();
+                self.batch_size(op, distinct.len())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The distinct keys of a `batch_get` or `batch_delete`, sorted, after
     /// checking the batch size.
     ///

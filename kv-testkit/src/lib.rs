@@ -118,6 +118,7 @@ pub struct TestServer {
     kind: Kind,
     url: String,
     source: Source,
+    local: Option<process::Watched>,
     _keep: Option<Box<dyn Any + Send + Sync>>,
 }
 
@@ -153,6 +154,31 @@ impl TestServer {
     /// Where the server came from.
     pub fn source(&self) -> Source {
         self.source
+    }
+
+    /// Restarts a server this process started on this machine: stops it and
+    /// starts it again on the same port (data is not kept unless the server
+    /// persists it), then waits until it answers. For tests of reconnection;
+    /// run them in a test binary of their own, since every test of the
+    /// process shares the server.
+    ///
+    /// # Errors
+    ///
+    /// When the server came from the environment or a container (kv-testkit
+    /// does not control it), or it did not come back.
+    pub fn restart(&self) -> Result<(), String> {
+        let watched = self.local.as_ref().ok_or_else(|| {
+            format!(
+                "only a server started locally can be restarted; this one is {:?}",
+                self.source
+            )
+        })?;
+        watched.restart()?;
+        if local::wait_ready(self.kind, &self.url) {
+            Ok(())
+        } else {
+            Err(format!("{} did not answer after the restart", self.kind))
+        }
     }
 }
 
@@ -251,6 +277,7 @@ fn resolve(kind: Kind) -> Result<TestServer, String> {
                 kind,
                 url: url.to_owned(),
                 source: Source::Env,
+                local: None,
                 _keep: None,
             });
         }
@@ -263,6 +290,7 @@ fn resolve(kind: Kind) -> Result<TestServer, String> {
                     kind,
                     url: running.url,
                     source: Source::Container,
+                    local: None,
                     _keep: Some(running.keep),
                 });
             }
@@ -276,7 +304,8 @@ fn resolve(kind: Kind) -> Result<TestServer, String> {
             kind,
             url: local.url,
             source: Source::Local,
-            _keep: Some(Box::new(local.watched)),
+            local: Some(local.watched),
+            _keep: None,
         }),
         Err(why) => {
             notes.push(why);

@@ -76,6 +76,24 @@ fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|a| a.to_string()).collect()
 }
 
+/// Waits until a restarted local server answers again.
+pub(crate) fn wait_ready(kind: Kind, url: &str) -> bool {
+    let addr = url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split(['/', '?']).next())
+        .map(|host| host.rsplit('@').next().unwrap_or(host).to_owned())
+        .unwrap_or_default();
+    wait_until(READY_TIMEOUT, || match kind {
+        Kind::Redis => tcp_exchange(&addr, b"PING\r\n").is_some_and(|r| r.starts_with("+PONG")),
+        Kind::Etcd => tcp_exchange(&addr, b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .is_some_and(|r| r.contains("\"health\":\"true\"")),
+        Kind::Postgres | Kind::Mongo => addr.parse().is_ok_and(|a| {
+            std::net::TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_ok()
+        }),
+    })
+}
+
 fn redis() -> Result<Local, String> {
     let program = which("redis-server").ok_or("`redis-server` is not on PATH")?;
     let port = free_port().map_err(|e| e.to_string())?.to_string();

@@ -16,13 +16,24 @@ use std::time::{Duration, Instant};
 use std::{fs, thread};
 
 /// Runs `"$@"` with output to `$dir/server.log`, watches the owner, then
-/// stops the group and removes `$dir`. `$1` = owner pid, `$2` = dir (or `-`
-/// to keep nothing), `$3` = whether to remove the dir.
+/// stops the group and removes `$dir`. `$1` = owner pid, `$2` = dir, `$3` =
+/// whether to remove the dir. When the server exits while `$dir/restart`
+/// exists, the marker is removed and the server started again with the same
+/// arguments (see [`Watched::restart`]).
 const WATCHDOG: &str = r#"
 owner=$1; dir=$2; cleanup=$3; shift 3
-"$@" >>"$dir/server.log" 2>&1 </dev/null &
-child=$!
-while kill -0 "$owner" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.2; done
+while :; do
+  "$@" >>"$dir/server.log" 2>&1 </dev/null &
+  child=$!
+  echo "$child" >"$dir/server.pid"
+  while kill -0 "$owner" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.1; done
+  if kill -0 "$owner" 2>/dev/null && [ -f "$dir/restart" ]; then
+    wait "$child" 2>/dev/null
+    rm -f "$dir/restart"
+    continue
+  fi
+  break
+done
 trap '' TERM INT HUP
 kill -TERM 0 2>/dev/null
 i=0
@@ -47,6 +58,37 @@ impl Watched {
         let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.watchdog.wait();
         let _ = fs::remove_dir_all(&self.dir);
+    }
+
+    /// Stops the server process (SIGTERM) and lets the watchdog start it
+    /// again with the same arguments, so on the same port. Returns once the
+    /// old process is gone; the caller waits for readiness.
+    pub(crate) fn restart(&self) -> Result<(), String> {
+        let pid = fs::read_to_string(self.dir.join("server.pid"))
+            .map_err(|e| format!("no server.pid: {e}"))?
+            .trim()
+            .to_owned();
+        fs::write(self.dir.join("restart"), b"")
+            .map_err(|e| format!("cannot write the restart marker: {e}"))?;
+        let killed = Command::new("kill").args(["-TERM", &pid]).status();
+        if !killed.is_ok_and(|s| s.success()) {
+            return Err(format!("cannot signal server process {pid}"));
+        }
+        let gone = wait_until(Duration::from_secs(30), || {
+            !Command::new("kill")
+                .args(["-0", &pid])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        let restarted = wait_until(Duration::from_secs(30), || {
+            !self.dir.join("restart").exists()
+        });
+        if gone && restarted {
+            Ok(())
+        } else {
+            Err(format!("server process {pid} did not restart"))
+        }
     }
 
     /// The last lines of the server's log, for error messages.

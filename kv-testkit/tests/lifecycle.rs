@@ -69,6 +69,17 @@ fn helper() {
             std::process::abort();
         }
         "skip" => assert!(server.is_none()),
+        "restart" => {
+            let server = server.expect("a server");
+            server.restart().expect("restart");
+            let addr = server.url().trim_start_matches("redis://");
+            let mut stream = TcpStream::connect(addr).expect("connect after restart");
+            std::io::Write::write_all(&mut stream, b"PING\r\n").unwrap();
+            let mut answer = [0u8; 7];
+            std::io::Read::read_exact(&mut stream, &mut answer).unwrap();
+            println!("ANSWER={}", String::from_utf8_lossy(&answer).trim());
+            println!("URL={}", server.url());
+        }
         other => panic!("unknown helper mode {other}"),
     }
 }
@@ -125,4 +136,27 @@ fn missing_server_with_the_skip_flag_skips_loudly() {
     let text = text(&out);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("SKIPPING A TEST"), "{text}");
+}
+
+#[test]
+fn restart_brings_a_local_server_back_on_the_same_port() {
+    let out = child("restart", &[]);
+    let text = text(&out);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(field(&text, "ANSWER="), "+PONG");
+}
+
+#[test]
+fn a_server_from_the_environment_cannot_be_restarted() {
+    let server = kv_testkit::server_blocking(Kind::Redis).expect("a local redis for this test");
+    let out = child("restart", &[("KV_TEST_REDIS_URL", server.url())]);
+    let text = text(&out);
+    assert!(
+        !out.status.success(),
+        "restarting a server from the environment must fail:\n{text}"
+    );
+    assert!(
+        text.contains("only a server started locally can be restarted"),
+        "{text}"
+    );
 }
