@@ -31,7 +31,7 @@
 //! | scheme | backend | cargo feature | status |
 //! |---|---|---|---|
 //! | `memory://` | in-process, the reference implementation | `memory` (default) | available |
-//! | `redis://`, `rediss://` | Redis | `redis` | planned |
+//! | `redis://`, `rediss://` | Redis ([`redis`] module) | `redis` | available |
 //! | `postgres://`, `postgresql://` | PostgreSQL | `postgres` | planned |
 //! | `rocksdb:///abs/path`, `rocksdb://./rel/path` | RocksDB (embedded) | `rocksdb` | planned |
 //! | `etcd://host:port[,host:port]` | etcd | `etcd` | planned |
@@ -43,6 +43,13 @@
 use std::sync::Arc;
 
 pub use kv_core::*;
+
+/// The Redis backend (feature `redis`): [`RedisStore`](redis::RedisStore),
+/// its builder and config, and the `redis` driver itself.
+#[cfg(feature = "redis")]
+pub mod redis {
+    pub use kv_backend_redis::*;
+}
 
 /// Connects to the backend the URL's scheme names and returns the typed
 /// client (JSON codec).
@@ -73,7 +80,7 @@ pub async fn connect_store(url: &str) -> Result<Arc<dyn KvStore>> {
     let scheme = scheme(url)?;
     match scheme.as_str() {
         "memory" => memory(url),
-        "redis" | "rediss" => Err(feature_off(&scheme, "redis")),
+        "redis" | "rediss" => redis(&scheme, url).await,
         "postgres" | "postgresql" => Err(feature_off(&scheme, "postgres")),
         "rocksdb" => Err(feature_off(&scheme, "rocksdb")),
         "etcd" => Err(feature_off(&scheme, "etcd")),
@@ -112,6 +119,16 @@ fn feature_off(scheme: &str, feature: &str) -> Error {
          enable the cargo feature `{feature}` of kv (for example `kv = {{ version = \"0.1\", \
          features = [\"{feature}\"] }}`)"
     ))
+}
+
+#[cfg(feature = "redis")]
+async fn redis(_scheme: &str, url: &str) -> Result<Arc<dyn KvStore>> {
+    Ok(kv_backend_redis::RedisStore::connect(url).await?.into_dyn())
+}
+
+#[cfg(not(feature = "redis"))]
+async fn redis(scheme: &str, _url: &str) -> Result<Arc<dyn KvStore>> {
+    Err(feature_off(scheme, "redis"))
 }
 
 #[cfg(feature = "memory")]

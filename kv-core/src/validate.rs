@@ -5,7 +5,6 @@
 //! the whole batch first, deduplicate with the last write winning, respect
 //! the limits) are implemented once.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::batch::{Entry, WriteOp};
@@ -176,13 +175,13 @@ impl Validator {
     ///
     /// The first invalid entry's error, or [`ErrorKind::BatchTooLarge`].
     pub fn entries(&self, entries: Vec<Entry>) -> Result<Vec<Entry>> {
-        let mut distinct = BTreeMap::new();
-        for entry in entries {
-            let entry = self.entry(Operation::BatchSet, entry)?;
-            distinct.insert(entry.key.clone(), entry);
-        }
+        let entries = entries
+            .into_iter()
+            .map(|entry| self.entry(Operation::BatchSet, entry))
+            .collect::<Result<Vec<_>>>()?;
+        let distinct = last_per_key(entries, |e| &e.key);
         self.batch_size(Operation::BatchSet, distinct.len())?;
-        Ok(distinct.into_values().collect())
+        Ok(distinct)
     }
 
     /// Validates a whole `write_batch` like [`Validator::entries`]: the last
@@ -192,16 +191,16 @@ impl Validator {
     ///
     /// The first invalid operation's error, or [`ErrorKind::BatchTooLarge`].
     pub fn write_ops(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOp>> {
-        let mut distinct = BTreeMap::new();
-        for op in ops {
-            let op = match op {
-                WriteOp::Put(entry) => WriteOp::Put(self.entry(Operation::WriteBatch, entry)?),
-                delete @ WriteOp::Delete(_) => delete,
-            };
-            distinct.insert(op.key().clone(), op);
-        }
+        let ops = ops
+            .into_iter()
+            .map(|op| match op {
+                WriteOp::Put(entry) => self.entry(Operation::WriteBatch, entry).map(WriteOp::Put),
+                delete @ WriteOp::Delete(_) => Ok(delete),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let distinct = last_per_key(ops, WriteOp::key);
         self.batch_size(Operation::WriteBatch, distinct.len())?;
-        Ok(distinct.into_values().collect())
+        Ok(distinct)
     }
 
     /// Checks that `keys` touch no more distinct keys than `max_batch_ops`,
@@ -298,6 +297,24 @@ impl Validator {
     }
 }
 
+/// Sorts by key and keeps, for each key, the last item in input order.
+/// Already sorted, distinct input (the common case) costs one pass.
+fn last_per_key<T>(mut items: Vec<T>, key: impl Fn(&T) -> &Key) -> Vec<T> {
+    if items.windows(2).all(|w| key(&w[0]) < key(&w[1])) {
+        return items;
+    }
+    // A stable sort keeps equal keys in input order: the last one wins.
+    items.sort_by(|a, b| key(a).cmp(key(b)));
+    let mut out: Vec<T> = Vec::with_capacity(items.len());
+    for item in items {
+        match out.last_mut() {
+            Some(last) if key(last) == key(&item) => *last = item,
+            _ => out.push(item),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,6 +369,15 @@ mod tests {
             v.entries(three).unwrap_err().kind(),
             ErrorKind::BatchTooLarge
         );
+    }
+
+    #[test]
+    fn last_per_key_keeps_the_last_of_each_key_in_input_order() {
+        let items = vec![("b", 1), ("a", 2), ("b", 3), ("c", 4), ("a", 5), ("b", 6)];
+        let keyed: Vec<(Key, i32)> = items.into_iter().map(|(k, v)| (key(k), v)).collect();
+        let out = last_per_key(keyed, |(k, _)| k);
+        let got: Vec<(&str, i32)> = out.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(got, [("a", 5), ("b", 6), ("c", 4)]);
     }
 
     #[test]

@@ -1,0 +1,307 @@
+//! kv's Redis batches against the same work done by hand with redis-rs, in
+//! one run against one server.
+//!
+//! ```text
+//! cargo bench -p kv-backend-redis --bench batch          # full run
+//! KV_BENCH_QUICK=1 cargo bench -p kv-backend-redis --bench batch
+//! KV_TEST_REDIS_URL=redis://host:6379 cargo bench ...    # your own server
+//! ```
+//!
+//! For each batch size (1, 10, 100, 1000 keys, 1 KiB values) it times:
+//! - kv: `batch_set`, `batch_get`, `batch_delete` through `RedisStore`;
+//! - (a) by hand: exactly the commands kv sends (MULTI, MSET (SET for one
+//!   key), one ZADD to the index, EXEC; MGET; MULTI, UNLINK, ZREM, EXEC):
+//!   kv's overhead;
+//! - (b) plain: MSET / MGET / DEL without an index: the index's cost;
+//!
+//! and batch-100 against 100 single `set`/`get` calls. Rounds of each
+//! contender are interleaved and the median round is reported, as keys per
+//! second and as ratios (kv time / other time; 1.00 = same speed).
+
+#![allow(clippy::unwrap_used)] // a benchmark: fail loudly
+#![allow(missing_docs)]
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kv_backend_redis::RedisStore;
+use kv_core::{Entry, Key, KvStore, SetOptions};
+use redis::aio::ConnectionManager;
+
+const VALUE_BYTES: usize = 1024;
+const INDEX: &[u8] = b"\0kv:index\0";
+
+struct Setup {
+    store: RedisStore,
+    conn: ConnectionManager,
+}
+
+/// One contender: a closure that starts one operation.
+type Contender<'a> = &'a dyn Fn() -> std::pin::Pin<Box<dyn Future<Output = ()> + 'a>>;
+
+/// Times `rounds` rounds of `ops_per_round` calls of each contender,
+/// interleaved, and returns each one's median round duration.
+async fn race<const N: usize>(
+    rounds: usize,
+    ops_per_round: usize,
+    contenders: [Contender<'_>; N],
+) -> [Duration; N] {
+    // Warm up every contender (connections, script cache, allocator).
+    for run in &contenders {
+        for _ in 0..ops_per_round.min(20) {
+            run().await;
+        }
+    }
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); N];
+    for round in 0..rounds {
+        // Alternate the order, so neither side always runs first.
+        let order: Vec<usize> = if round % 2 == 0 {
+            (0..N).collect()
+        } else {
+            (0..N).rev().collect()
+        };
+        for i in order {
+            let started = Instant::now();
+            for _ in 0..ops_per_round {
+                contenders[i]().await;
+            }
+            samples[i].push(started.elapsed());
+        }
+    }
+    let mut medians = [Duration::ZERO; N];
+    for (i, s) in samples.iter_mut().enumerate() {
+        s.sort();
+        medians[i] = s[s.len() / 2];
+    }
+    medians
+}
+
+fn keys_per_sec(keys: usize, ops: usize, time: Duration) -> f64 {
+    (keys * ops) as f64 / time.as_secs_f64()
+}
+
+fn ratio(kv: Duration, other: Duration) -> f64 {
+    kv.as_secs_f64() / other.as_secs_f64()
+}
+
+fn main() {
+    let quick = std::env::var("KV_BENCH_QUICK").is_ok_and(|v| v == "1");
+    let server = kv_testkit::server_blocking(kv_testkit::Kind::Redis).expect("a Redis server");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run(server.url(), quick));
+}
+
+async fn run(url: &str, quick: bool) {
+    let store = RedisStore::builder()
+        .url(url)
+        .purge_interval(None)
+        .connect()
+        .await
+        .unwrap();
+    let client = redis::Client::open(url).unwrap();
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_response_timeout(Some(Duration::from_secs(60)));
+    let conn = ConnectionManager::new_with_config(client, config)
+        .await
+        .unwrap();
+    let setup = Setup { store, conn };
+    let rounds = if quick { 5 } else { 31 };
+    let value = Bytes::from(vec![b'x'; VALUE_BYTES]);
+
+    println!(
+        "kv-backend-redis batch benchmark: {url}, values {VALUE_BYTES} B, median of {rounds} interleaved rounds"
+    );
+    println!();
+    println!(
+        "| op | batch | kv keys/s | (a) by hand keys/s | (b) no index keys/s | kv/(a) | kv/(b) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for size in [1usize, 10, 100, 1000] {
+        let ops = (if quick { 2_000 } else { 10_000 } / size).clamp(5, 500);
+        let keys: Vec<Key> = (0..size)
+            .map(|i| Key::new(format!("bench:{i:05}")).unwrap())
+            .collect();
+        let names: Vec<&str> = keys.iter().map(Key::as_str).collect();
+        let entries: Vec<Entry> = keys
+            .iter()
+            .map(|k| Entry::new(k.clone(), value.clone()))
+            .collect();
+
+        // batch_set
+        let [kv, hand, plain] = race(
+            rounds,
+            ops,
+            [
+                &|| Box::pin(async { setup.store.batch_set(entries.clone()).await.unwrap() }),
+                &|| {
+                    Box::pin(async {
+                        let mut pipe = redis::pipe();
+                        pipe.atomic();
+                        if size == 1 {
+                            pipe.cmd("SET").arg(names[0]).arg(&value[..]).ignore();
+                        } else {
+                            let mset = pipe.cmd("MSET");
+                            for name in &names {
+                                mset.arg(*name).arg(&value[..]);
+                            }
+                            pipe.ignore();
+                        }
+                        let zadd = pipe.cmd("ZADD").arg(INDEX);
+                        for name in &names {
+                            zadd.arg(0).arg(*name);
+                        }
+                        pipe.ignore();
+                        let () = pipe.query_async(&mut setup.conn.clone()).await.unwrap();
+                    })
+                },
+                &|| {
+                    Box::pin(async {
+                        let mut mset = redis::cmd("MSET");
+                        for name in &names {
+                            mset.arg(*name).arg(&value[..]);
+                        }
+                        let () = mset.query_async(&mut setup.conn.clone()).await.unwrap();
+                    })
+                },
+            ],
+        )
+        .await;
+        report("batch_set", size, ops, kv, hand, plain);
+
+        // batch_get (the same MGET by hand and without an index)
+        let [kv, hand] = race(
+            rounds,
+            ops,
+            [
+                &|| {
+                    Box::pin(async {
+                        assert_eq!(setup.store.batch_get(&keys).await.unwrap().len(), size)
+                    })
+                },
+                &|| {
+                    Box::pin(async {
+                        let got: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+                            .arg(&names)
+                            .query_async(&mut setup.conn.clone())
+                            .await
+                            .unwrap();
+                        assert_eq!(got.len(), size);
+                    })
+                },
+            ],
+        )
+        .await;
+        report("batch_get", size, ops, kv, hand, hand);
+
+        // batch_delete: each op deletes keys that exist, so refill outside
+        // the timing is not possible per op; delete absent keys after the
+        // first op instead, the same for every contender.
+        let [kv, hand, plain] = race(
+            rounds,
+            ops,
+            [
+                &|| {
+                    Box::pin(async {
+                        setup.store.batch_delete(&keys).await.unwrap();
+                    })
+                },
+                &|| {
+                    Box::pin(async {
+                        let mut pipe = redis::pipe();
+                        pipe.atomic();
+                        pipe.cmd("UNLINK").arg(&names);
+                        pipe.cmd("ZREM").arg(INDEX).arg(&names).ignore();
+                        let (_,): (u64,) = pipe.query_async(&mut setup.conn.clone()).await.unwrap();
+                    })
+                },
+                &|| {
+                    Box::pin(async {
+                        let _: u64 = redis::cmd("DEL")
+                            .arg(&names)
+                            .query_async(&mut setup.conn.clone())
+                            .await
+                            .unwrap();
+                    })
+                },
+            ],
+        )
+        .await;
+        report("batch_delete", size, ops, kv, hand, plain);
+    }
+
+    // One batch of 100 against 100 single calls, through kv.
+    let keys: Vec<Key> = (0..100)
+        .map(|i| Key::new(format!("bench:{i:05}")).unwrap())
+        .collect();
+    let entries: Vec<Entry> = keys
+        .iter()
+        .map(|k| Entry::new(k.clone(), value.clone()))
+        .collect();
+    let ops = if quick { 20 } else { 100 };
+    let [batch_set, single_set, batch_get, single_get] = race(
+        rounds,
+        ops,
+        [
+            &|| Box::pin(async { setup.store.batch_set(entries.clone()).await.unwrap() }),
+            &|| {
+                Box::pin(async {
+                    for k in &keys {
+                        setup
+                            .store
+                            .set(k, value.clone(), SetOptions::default())
+                            .await
+                            .unwrap();
+                    }
+                })
+            },
+            &|| {
+                Box::pin(async {
+                    setup.store.batch_get(&keys).await.unwrap();
+                })
+            },
+            &|| {
+                Box::pin(async {
+                    for k in &keys {
+                        setup.store.get(k).await.unwrap();
+                    }
+                })
+            },
+        ],
+    )
+    .await;
+    println!();
+    println!("| 100 keys through kv | one batch | 100 single calls | batch speedup |");
+    println!("|---|---:|---:|---:|");
+    for (name, batch, single) in [
+        ("set", batch_set, single_set),
+        ("get", batch_get, single_get),
+    ] {
+        println!(
+            "| {name} | {:.0} keys/s | {:.0} keys/s | {:.1}x |",
+            keys_per_sec(100, ops, batch),
+            keys_per_sec(100, ops, single),
+            ratio(single, batch)
+        );
+    }
+    setup.store.batch_delete(&keys).await.unwrap();
+    let _: u64 = redis::cmd("DEL")
+        .arg(INDEX)
+        .query_async(&mut setup.conn.clone())
+        .await
+        .unwrap();
+}
+
+fn report(op: &str, size: usize, ops: usize, kv: Duration, hand: Duration, plain: Duration) {
+    println!(
+        "| {op} | {size} | {:.0} | {:.0} | {:.0} | {:.3} | {:.3} |",
+        keys_per_sec(size, ops, kv),
+        keys_per_sec(size, ops, hand),
+        keys_per_sec(size, ops, plain),
+        ratio(kv, hand),
+        ratio(kv, plain),
+    );
+}

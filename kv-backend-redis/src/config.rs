@@ -1,0 +1,149 @@
+//! [`RedisConfig`]: how to reach Redis and how the store lays out its keys.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The default response timeout: long enough for a MULTI/EXEC of many
+/// thousands of keys (redis-rs alone would give up after 500 ms).
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The default connect timeout.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The default interval of the background purge of expired index entries.
+pub const DEFAULT_PURGE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The configuration of a [`RedisStore`](crate::RedisStore); deserializable
+/// from a config file. Its `Debug` hides the password.
+///
+/// ```
+/// use kv_backend_redis::RedisConfig;
+///
+/// let config: RedisConfig = serde_json::from_str(
+///     r#"{"url": "redis://app:s3cret@cache:6379/2", "key_prefix": "app:", "response_timeout_ms": 5000}"#,
+/// )?;
+/// assert_eq!(config.key_prefix, "app:");
+/// assert!(!format!("{config:?}").contains("s3cret"));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://[user[:password]@]host[:port][/db]`, or `rediss://` for TLS.
+    pub url: String,
+    /// Prepended to every key in Redis, so several stores can share one
+    /// database. Listing and `reindex` see only keys with this prefix.
+    pub key_prefix: String,
+    /// How long one connection attempt may take, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// How long a command (or a whole MULTI/EXEC) may take, in milliseconds.
+    pub response_timeout_ms: u64,
+    /// How often expired keys are dropped from the listing index, in
+    /// milliseconds; `None` turns the background purge off (expired entries
+    /// are then dropped only when a listing meets them, or by
+    /// [`RedisStore::purge_expired`](crate::RedisStore::purge_expired)).
+    pub purge_interval_ms: Option<u64>,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379".to_owned(),
+            key_prefix: String::new(),
+            connect_timeout_ms: millis(DEFAULT_CONNECT_TIMEOUT),
+            response_timeout_ms: millis(DEFAULT_RESPONSE_TIMEOUT),
+            purge_interval_ms: Some(millis(DEFAULT_PURGE_INTERVAL)),
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl RedisConfig {
+    pub(crate) fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    pub(crate) fn response_timeout(&self) -> Duration {
+        Duration::from_millis(self.response_timeout_ms)
+    }
+
+    pub(crate) fn purge_interval(&self) -> Option<Duration> {
+        self.purge_interval_ms.map(Duration::from_millis)
+    }
+
+    pub(crate) fn set_durations(&mut self, connect: Option<Duration>, response: Option<Duration>) {
+        if let Some(connect) = connect {
+            self.connect_timeout_ms = millis(connect);
+        }
+        if let Some(response) = response {
+            self.response_timeout_ms = millis(response);
+        }
+    }
+
+    pub(crate) fn set_purge_interval(&mut self, interval: Option<Duration>) {
+        self.purge_interval_ms = interval.map(millis);
+    }
+}
+
+/// The URL with its password replaced by `***`, for `Debug` and logs.
+pub(crate) fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
+            }
+            parsed.to_string()
+        }
+        // Unparseable: show only the scheme, never the rest.
+        Err(_) => format!("{}://<unparseable>", raw.split(':').next().unwrap_or("")),
+    }
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &redact_url(&self.url))
+            .field("key_prefix", &self.key_prefix)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("response_timeout_ms", &self.response_timeout_ms)
+            .field("purge_interval_ms", &self.purge_interval_ms)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_password_and_keeps_the_rest() {
+        let config = RedisConfig {
+            url: "rediss://alice:p%40ss-w0rd@cache.internal:6380/3".into(),
+            ..RedisConfig::default()
+        };
+        let debug = format!("{config:?}");
+        assert!(
+            !debug.contains("p%40ss-w0rd") && !debug.contains("p@ss-w0rd"),
+            "{debug}"
+        );
+        assert!(debug.contains("alice:***@cache.internal:6380/3"), "{debug}");
+    }
+
+    #[test]
+    fn unparseable_url_shows_only_the_scheme() {
+        assert_eq!(redact_url("redis://u:secret@[bad"), "redis://<unparseable>");
+    }
+
+    #[test]
+    fn deserializes_with_defaults() {
+        let config: RedisConfig = serde_json::from_str(r#"{"url": "redis://h"}"#).unwrap();
+        assert_eq!(config.response_timeout(), DEFAULT_RESPONSE_TIMEOUT);
+        assert_eq!(config.purge_interval(), Some(DEFAULT_PURGE_INTERVAL));
+        assert!(serde_json::from_str::<RedisConfig>(r#"{"urll": "x"}"#).is_err());
+    }
+}

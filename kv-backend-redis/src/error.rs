@@ -1,0 +1,43 @@
+//! The one place that maps `RedisError` to [`kv_core::Error`].
+
+use kv_core::{Error, ErrorKind, Operation};
+use redis::{RedisError, ServerErrorKind};
+
+pub(crate) const BACKEND: &str = "redis";
+
+/// Maps a driver error. Connection refused, reset or dropped is
+/// `Unavailable` (temporary); timeouts are `Timeout`; authentication and ACL
+/// refusals are `PermissionDenied`; a server that is loading, a read-only
+/// replica or `TRYAGAIN` are temporary `Unavailable`. The driver's messages
+/// carry no credentials (redis-rs never echoes the URL or AUTH arguments).
+pub(crate) fn map_redis_error(op: Operation, err: RedisError) -> Error {
+    let kind = if err.is_timeout() {
+        ErrorKind::Timeout
+    } else if err.is_connection_refusal() || err.is_connection_dropped() || err.is_io_error() {
+        ErrorKind::Unavailable
+    } else {
+        match err.kind() {
+            redis::ErrorKind::AuthenticationFailed => ErrorKind::PermissionDenied,
+            redis::ErrorKind::InvalidClientConfig => ErrorKind::Config,
+            redis::ErrorKind::Server(ServerErrorKind::NoPerm) => ErrorKind::PermissionDenied,
+            redis::ErrorKind::Server(
+                ServerErrorKind::BusyLoading
+                | ServerErrorKind::TryAgain
+                | ServerErrorKind::ReadOnly
+                | ServerErrorKind::MasterDown
+                | ServerErrorKind::ClusterDown,
+            ) => ErrorKind::Unavailable,
+            _ => ErrorKind::Backend,
+        }
+    };
+    let kind = match err.code() {
+        Some("NOAUTH" | "WRONGPASS" | "NOPERM") => ErrorKind::PermissionDenied,
+        _ => kind,
+    };
+    Error::new(kind, BACKEND, op).with_source(err)
+}
+
+/// A configuration error that never echoes the URL.
+pub(crate) fn config_error(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Config, BACKEND, Operation::Connect).with_message(message)
+}

@@ -1,0 +1,309 @@
+//! The ordered key index: its layout, the expiry purge, and `reindex`.
+//!
+//! Redis has no ordered key listing, so the store keeps a sorted set of its
+//! keys (all scores 0, so ZRANGE BYLEX orders members by bytes), updated in
+//! the same MULTI/EXEC or script as the data. Keys written with a TTL are
+//! also scheduled in a second sorted set scored by expiry time, so expired
+//! keys leave the index within one purge interval and the index does not
+//! grow with dead entries. Both sets are named with a NUL byte, which no kv
+//! key may contain, so they can never collide with a stored key.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use std::io::Write;
+
+use kv_core::{Key, Operation, Result};
+use redis::aio::ConnectionManager;
+use redis::{RedisWrite, ToRedisArgs};
+
+use crate::error::map_redis_error;
+use crate::scripts::Scripts;
+
+/// How many schedule entries one purge script call looks at.
+const PURGE_CHUNK: usize = 1000;
+
+/// The Redis key names one store uses.
+#[derive(Debug, Clone)]
+pub(crate) struct Layout {
+    /// Prepended to every kv key.
+    pub(crate) prefix: String,
+    /// The sorted set of all keys (members without the prefix).
+    pub(crate) index: Vec<u8>,
+    /// The sorted set of keys with a TTL, scored by expiry (ms since epoch).
+    pub(crate) expiries: Vec<u8>,
+}
+
+impl Layout {
+    pub(crate) fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            index: format!("\0kv:index\0{prefix}").into_bytes(),
+            expiries: format!("\0kv:expiries\0{prefix}").into_bytes(),
+        }
+    }
+
+    /// The Redis key of a kv key, as a command argument.
+    pub(crate) fn data_key<'a>(&'a self, key: &'a Key) -> DataKey<'a> {
+        DataKey {
+            prefix: &self.prefix,
+            key: key.as_str(),
+        }
+    }
+}
+
+/// `prefix + key` written straight into a command's buffer, with no
+/// intermediate allocation.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DataKey<'a> {
+    prefix: &'a str,
+    key: &'a str,
+}
+
+impl ToRedisArgs for DataKey<'_> {
+    fn write_redis_args<W: ?Sized + RedisWrite>(&self, out: &mut W) {
+        if self.prefix.is_empty() {
+            out.write_arg(self.key.as_bytes());
+        } else {
+            let mut arg = out.writer_for_next_arg();
+            // Writes into the command's in-memory buffer cannot fail.
+            let _ = arg.write_all(self.prefix.as_bytes());
+            let _ = arg.write_all(self.key.as_bytes());
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, on this machine's clock. Used only as
+/// the schedule's score: the purge checks the real TTL before dropping.
+pub(crate) fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// What a purge did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    /// Schedule entries whose time had come.
+    pub examined: u64,
+    /// Index entries of expired keys that were dropped.
+    pub dropped: u64,
+}
+
+/// What a reindex did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReindexReport {
+    /// Keys found by SCAN and (re)added to the index (SCAN may report a key
+    /// twice while the keyspace changes, so this may overcount).
+    pub indexed: u64,
+    /// Keys skipped because they are not valid kv keys (not UTF-8, empty,
+    /// over 1024 bytes or with NUL).
+    pub skipped: u64,
+    /// Index entries dropped because their key no longer exists.
+    pub dropped: u64,
+}
+
+/// Runs the purge script until a call finds fewer due entries than it may
+/// look at.
+pub(crate) async fn purge(
+    conn: &ConnectionManager,
+    layout: &Layout,
+    scripts: &Scripts,
+) -> Result<PurgeReport> {
+    let mut report = PurgeReport::default();
+    loop {
+        let (examined, dropped): (u64, u64) = scripts
+            .purge
+            .key(&layout.index[..])
+            .key(&layout.expiries[..])
+            .arg(now_millis())
+            .arg(PURGE_CHUNK)
+            .arg(&layout.prefix)
+            .invoke_async(&mut conn.clone())
+            .await
+            .map_err(|e| map_redis_error(Operation::Maintenance, e))?;
+        report.examined += examined;
+        report.dropped += dropped;
+        if examined < PURGE_CHUNK as u64 {
+            return Ok(report);
+        }
+    }
+}
+
+/// Spawns the periodic purge; it ends when the returned handle is dropped.
+pub(crate) fn spawn_purge(
+    conn: ConnectionManager,
+    layout: Layout,
+    scripts: Scripts,
+    every: Duration,
+) -> PurgeTask {
+    let handle = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await; // the first tick is immediate
+        loop {
+            tick.tick().await;
+            // A failed purge changes nothing visible (reads check expiry
+            // themselves); it is retried at the next tick, and
+            // RedisStore::purge_expired reports errors to a caller.
+            let _ = purge(&conn, &layout, &scripts).await;
+        }
+    });
+    PurgeTask(handle)
+}
+
+/// Aborts the purge task when dropped.
+#[derive(Debug)]
+pub(crate) struct PurgeTask(tokio::task::JoinHandle<()>);
+
+impl Drop for PurgeTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// `pattern` with Redis glob metacharacters escaped, so SCAN MATCH treats
+/// the prefix literally.
+pub(crate) fn glob_escape(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 1);
+    for c in pattern.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Adds every key under the prefix to the index (SCAN), schedules those with
+/// a TTL, then drops index entries whose key is gone.
+pub(crate) async fn reindex(conn: &ConnectionManager, layout: &Layout) -> Result<ReindexReport> {
+    let op = Operation::Maintenance;
+    let map = |e| map_redis_error(op, e);
+    let mut conn = conn.clone();
+    let mut report = ReindexReport::default();
+    let pattern = format!("{}*", glob_escape(&layout.prefix));
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, names): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await
+            .map_err(map)?;
+        // Our own index and schedule (named with NUL) are not data.
+        let names: Vec<Vec<u8>> = names
+            .into_iter()
+            .filter(|n| !n[layout.prefix.len()..].starts_with(b"\0kv:"))
+            .collect();
+        let scanned = names.len() as u64;
+        let members: Vec<(Vec<u8>, String)> = names
+            .into_iter()
+            .filter_map(|name| {
+                let member = String::from_utf8(name.get(layout.prefix.len()..)?.to_vec()).ok()?;
+                Key::new(member.as_str()).ok().map(|_| (name, member))
+            })
+            .collect();
+        report.skipped += scanned - members.len() as u64;
+        if !members.is_empty() {
+            let mut ttls = redis::pipe();
+            for (name, _) in &members {
+                ttls.cmd("PTTL").arg(&name[..]);
+            }
+            let ttls: Vec<i64> = ttls.query_async(&mut conn).await.map_err(map)?;
+            let now = now_millis();
+            let mut add = redis::pipe();
+            add.atomic();
+            let index = add.cmd("ZADD").arg(&layout.index[..]);
+            for (_, member) in &members {
+                index.arg(0).arg(member);
+            }
+            add.ignore();
+            for ((_, member), ttl) in members.iter().zip(&ttls) {
+                if *ttl > 0 {
+                    let at = now.saturating_add(ttl.unsigned_abs());
+                    add.cmd("ZADD")
+                        .arg(&layout.expiries[..])
+                        .arg(at)
+                        .arg(member)
+                        .ignore();
+                }
+            }
+            add.query_async::<()>(&mut conn).await.map_err(map)?;
+            report.indexed += members.len() as u64;
+        }
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    report.dropped = drop_missing(&mut conn, layout).await?;
+    Ok(report)
+}
+
+/// Removes index members whose key does not exist, walking the index with
+/// ZSCAN.
+async fn drop_missing(conn: &mut ConnectionManager, layout: &Layout) -> Result<u64> {
+    let map = |e| map_redis_error(Operation::Maintenance, e);
+    let mut dropped = 0;
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, flat): (u64, Vec<String>) = redis::cmd("ZSCAN")
+            .arg(&layout.index[..])
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await
+            .map_err(map)?;
+        // ZSCAN answers member, score, member, score, ...
+        let members: Vec<&String> = flat.iter().step_by(2).collect();
+        if !members.is_empty() {
+            let mut exists = redis::pipe();
+            for member in &members {
+                exists
+                    .cmd("EXISTS")
+                    .arg(format!("{}{member}", layout.prefix));
+            }
+            let found: Vec<i64> = exists.query_async(conn).await.map_err(map)?;
+            let gone: Vec<&&String> = members
+                .iter()
+                .zip(&found)
+                .filter(|(_, f)| **f == 0)
+                .map(|(m, _)| m)
+                .collect();
+            if !gone.is_empty() {
+                let mut zrem = redis::cmd("ZREM");
+                zrem.arg(&layout.index[..]);
+                for member in &gone {
+                    zrem.arg(member.as_str());
+                }
+                let removed: u64 = zrem.query_async(conn).await.map_err(map)?;
+                dropped += removed;
+            }
+        }
+        if next == 0 {
+            return Ok(dropped);
+        }
+        cursor = next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_escape_makes_metacharacters_literal() {
+        assert_eq!(glob_escape("a*b?[c]\\d^"), "a\\*b\\?\\[c\\]\\\\d\\^");
+        assert_eq!(glob_escape("plain:"), "plain:");
+    }
+
+    #[test]
+    fn index_names_cannot_be_kv_keys() {
+        let layout = Layout::new("app:");
+        assert!(layout.index.contains(&0) && layout.expiries.contains(&0));
+    }
+}

@@ -1,0 +1,29 @@
+//! The whole conformance suite against a live Redis from kv-testkit, with
+//! the background purge running every 500 ms underneath.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kv_backend_redis::RedisStore;
+use kv_core::KvStore;
+
+async fn store(prefix: &str) -> Option<Arc<dyn KvStore>> {
+    let server = kv_testkit::redis().await?;
+    let store = RedisStore::builder()
+        .url(server.url())
+        .key_prefix(prefix)
+        .purge_interval(Some(Duration::from_millis(500)))
+        .connect()
+        .await
+        .expect("connect to the test Redis");
+    Some(store.into_dyn())
+}
+
+mod unprefixed {
+    kv_conformance::suite!(|| super::store(""));
+}
+
+/// With a key prefix (containing glob characters, which must stay literal).
+mod prefixed {
+    kv_conformance::suite!(|| super::store("app*[1]?:"));
+}

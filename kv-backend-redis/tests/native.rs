@@ -1,0 +1,205 @@
+//! Each operation is the native command the README promises, counted by the
+//! server itself (INFO commandstats): a batch is one MGET or one MULTI/EXEC,
+//! never a loop of single calls. Its own test binary, so its own server and
+//! no other test's traffic in the counts.
+
+#![allow(clippy::unwrap_used)] // tests fail by panicking
+
+use std::collections::HashMap;
+
+use kv_backend_redis::RedisStore;
+use kv_core::{Entry, Key, KvStore, ListOptions, SetOptions, WriteOp};
+use redis::aio::ConnectionManager;
+
+async fn stats(conn: &mut ConnectionManager) -> HashMap<String, u64> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .unwrap();
+    info.lines()
+        .filter_map(|line| {
+            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest
+                .split(',')
+                .find_map(|f| f.strip_prefix("calls="))?
+                .parse()
+                .ok()?;
+            Some((name.to_owned(), calls))
+        })
+        .collect()
+}
+
+/// Runs `op` and returns how many times each command ran meanwhile,
+/// leaving out the INFO calls themselves.
+async fn count<F: std::future::Future<Output = ()>>(
+    conn: &mut ConnectionManager,
+    op: F,
+) -> HashMap<String, u64> {
+    let before = stats(conn).await;
+    op.await;
+    let after = stats(conn).await;
+    after
+        .into_iter()
+        .filter(|(name, _)| name != "info")
+        .filter_map(|(name, calls)| {
+            let delta = calls - before.get(&name).copied().unwrap_or(0);
+            (delta > 0).then_some((name, delta))
+        })
+        .collect()
+}
+
+fn calls(pairs: &[(&str, u64)]) -> HashMap<String, u64> {
+    pairs.iter().map(|(n, c)| (n.to_string(), *c)).collect()
+}
+
+#[tokio::test]
+async fn every_operation_maps_to_its_native_commands() {
+    let Some(server) = kv_testkit::redis().await else {
+        return;
+    };
+    let store = RedisStore::builder()
+        .url(server.url())
+        .purge_interval(None)
+        .connect()
+        .await
+        .unwrap();
+    let mut conn = store.connection();
+    let keys: Vec<Key> = (0..100)
+        .map(|i| Key::new(format!("native:{i:03}")).unwrap())
+        .collect();
+    let entries: Vec<Entry> = keys.iter().map(|k| Entry::new(k.clone(), "v")).collect();
+
+    let seen = count(&mut conn, async {
+        store.batch_set(entries.clone()).await.unwrap()
+    })
+    .await;
+    assert_eq!(
+        seen,
+        calls(&[("multi", 1), ("mset", 1), ("zadd", 1), ("exec", 1)]),
+        "batch_set"
+    );
+
+    // With TTLs: SET PX per expiring entry, MSET for the rest.
+    let mixed: Vec<Entry> = keys[..10]
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let e = Entry::new(k.clone(), "t");
+            if i < 3 {
+                e.with_ttl(std::time::Duration::from_secs(60))
+            } else {
+                e
+            }
+        })
+        .collect();
+    let seen = count(&mut conn, async { store.batch_set(mixed).await.unwrap() }).await;
+    assert_eq!(
+        seen,
+        calls(&[
+            ("multi", 1),
+            ("mset", 1),
+            ("set", 3),
+            ("zadd", 2),
+            ("exec", 1)
+        ]),
+        "batch_set with TTLs"
+    );
+
+    let seen = count(&mut conn, async {
+        assert_eq!(store.batch_get(&keys).await.unwrap().len(), 100);
+    })
+    .await;
+    assert_eq!(seen, calls(&[("mget", 1)]), "batch_get");
+
+    let seen = count(&mut conn, async {
+        let ops = vec![
+            WriteOp::Put(Entry::new(keys[0].clone(), "w")),
+            WriteOp::Delete(keys[1].clone()),
+        ];
+        store.write_batch(ops).await.unwrap();
+    })
+    .await;
+    assert_eq!(
+        seen,
+        calls(&[
+            ("multi", 1),
+            ("set", 1),
+            ("zadd", 1),
+            ("unlink", 1),
+            ("zrem", 1),
+            ("exec", 1)
+        ]),
+        "write_batch"
+    );
+
+    // Scripts are loaded on first use (EVALSHA, NOSCRIPT, SCRIPT LOAD,
+    // EVALSHA); warm both up, then each call is one EVALSHA.
+    store
+        .list("native:", ListOptions::default().limit(1))
+        .await
+        .unwrap();
+    store
+        .compare_and_swap(&keys[3], Some("nope".into()), None, SetOptions::default())
+        .await
+        .unwrap();
+    let seen = count(&mut conn, async {
+        assert_eq!(
+            store
+                .list("native:", ListOptions::default().limit(10))
+                .await
+                .unwrap()
+                .keys
+                .len(),
+            10
+        );
+    })
+    .await;
+    assert_eq!(
+        seen.get("evalsha"),
+        Some(&1),
+        "list is one script call: {seen:?}"
+    );
+    assert_eq!(
+        seen.get("script|load"),
+        None,
+        "scripts are loaded once: {seen:?}"
+    );
+
+    let seen = count(&mut conn, async {
+        let swapped = store.compare_and_swap(
+            &keys[2],
+            Some("t".into()),
+            Some("x".into()),
+            SetOptions::default(),
+        );
+        assert!(swapped.await.unwrap());
+    })
+    .await;
+    assert_eq!(
+        seen.get("evalsha"),
+        Some(&1),
+        "CAS is one script call: {seen:?}"
+    );
+    assert_eq!(
+        seen.get("script|load"),
+        None,
+        "scripts are loaded once: {seen:?}"
+    );
+
+    let seen = count(&mut conn, async {
+        assert_eq!(store.batch_delete(&keys).await.unwrap(), 99)
+    })
+    .await;
+    assert_eq!(
+        seen,
+        calls(&[("multi", 1), ("unlink", 1), ("zrem", 1), ("exec", 1)]),
+        "batch_delete"
+    );
+
+    let seen = count(&mut conn, async {
+        assert!(store.get(&keys[0]).await.unwrap().is_none())
+    })
+    .await;
+    assert_eq!(seen, calls(&[("get", 1)]), "get");
+}

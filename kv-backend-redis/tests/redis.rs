@@ -1,0 +1,335 @@
+//! Redis-specific behaviour: the key index under expiry and foreign writes,
+//! `reindex`, error mapping, secrets.
+
+#![allow(clippy::unwrap_used)] // tests fail by panicking
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use kv_backend_redis::RedisStore;
+use kv_core::{Entry, ErrorKind, Key, KvStore, KvStoreExt, ListOptions, SetOptions};
+use redis::aio::ConnectionManager;
+
+static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// A store with a prefix of its own (so its index is private to the test),
+/// the purge off, and a raw connection.
+async fn fresh(tag: &str) -> Option<(RedisStore, ConnectionManager, String)> {
+    let server = kv_testkit::redis().await?;
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let prefix = format!("kvt:{tag}:{}:{n}:", std::process::id());
+    let store = RedisStore::builder()
+        .url(server.url())
+        .key_prefix(&prefix)
+        .purge_interval(None)
+        .connect()
+        .await
+        .unwrap();
+    let raw = store.connection();
+    Some((store, raw, prefix))
+}
+
+fn index_name(prefix: &str) -> Vec<u8> {
+    format!("\0kv:index\0{prefix}").into_bytes()
+}
+
+async fn zcard(raw: &mut ConnectionManager, name: Vec<u8>) -> u64 {
+    redis::cmd("ZCARD")
+        .arg(name)
+        .query_async(raw)
+        .await
+        .unwrap()
+}
+
+fn key(k: &str) -> Key {
+    Key::new(k).unwrap()
+}
+
+#[tokio::test]
+async fn purge_keeps_the_index_equal_to_the_live_keys_after_expiry() {
+    let Some((store, mut raw, prefix)) = fresh("purge").await else {
+        return;
+    };
+    let mut batch = Vec::new();
+    for i in 0..60 {
+        let e = Entry::new(key(&format!("k{i:02}")), "v");
+        batch.push(if i % 3 == 0 {
+            e
+        } else {
+            e.with_ttl(Duration::from_millis(200))
+        });
+    }
+    store.batch_set(batch).await.unwrap();
+    assert_eq!(zcard(&mut raw, index_name(&prefix)).await, 60);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let report = store.purge_expired().await.unwrap();
+    assert_eq!(report.dropped, 40);
+    assert_eq!(zcard(&mut raw, index_name(&prefix)).await, 20);
+    let schedule = format!("\0kv:expiries\0{prefix}").into_bytes();
+    assert_eq!(
+        zcard(&mut raw, schedule).await,
+        0,
+        "the expiry schedule must empty too"
+    );
+    assert_eq!(
+        store
+            .list("", ListOptions::default())
+            .await
+            .unwrap()
+            .keys
+            .len(),
+        20
+    );
+    store.clear("").await.unwrap();
+}
+
+#[tokio::test]
+async fn background_purge_runs_on_its_interval() {
+    let Some(server) = kv_testkit::redis().await else {
+        return;
+    };
+    let prefix = format!("kvt:bg:{}:", std::process::id());
+    let store = RedisStore::builder()
+        .url(server.url())
+        .key_prefix(&prefix)
+        .purge_interval(Some(Duration::from_millis(100)))
+        .connect()
+        .await
+        .unwrap();
+    let mut raw = store.connection();
+    store
+        .set(
+            &key("gone"),
+            "v".into(),
+            SetOptions::ttl(Duration::from_millis(50)),
+        )
+        .await
+        .unwrap();
+    store
+        .set(&key("kept"), "v".into(), SetOptions::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(zcard(&mut raw, index_name(&prefix)).await, 1);
+    store.clear("").await.unwrap();
+}
+
+#[tokio::test]
+async fn listing_drops_stale_entries_and_keeps_pages_full() {
+    let Some((store, mut raw, prefix)) = fresh("stale").await else {
+        return;
+    };
+    let entries = (0..12)
+        .map(|i| Entry::new(key(&format!("k{i:02}")), "v"))
+        .collect();
+    store.batch_set(entries).await.unwrap();
+    // Another program deletes every other key behind the store's back.
+    for i in (0..12).step_by(2) {
+        let _: () = redis::cmd("DEL")
+            .arg(format!("{prefix}k{i:02}"))
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+    }
+    let page = store
+        .list("", ListOptions::default().limit(4))
+        .await
+        .unwrap();
+    assert_eq!(page.keys, ["k01", "k03", "k05", "k07"]);
+    assert_eq!(page.next, Some(key("k07")));
+    let rest = store
+        .list("", ListOptions::default().limit(4).start_after(key("k07")))
+        .await
+        .unwrap();
+    assert_eq!(rest.keys, ["k09", "k11"]);
+    assert_eq!(rest.next, None);
+    assert_eq!(
+        zcard(&mut raw, index_name(&prefix)).await,
+        6,
+        "stale entries met by the listing are dropped"
+    );
+    store.clear("").await.unwrap();
+}
+
+#[tokio::test]
+async fn reindex_lists_keys_written_by_other_programs_literally() {
+    // The prefix has glob characters: SCAN must treat it literally.
+    let Some(server) = kv_testkit::redis().await else {
+        return;
+    };
+    let prefix = format!("kvt*re[x]?:{}:", std::process::id());
+    let store = RedisStore::builder()
+        .url(server.url())
+        .key_prefix(&prefix)
+        .purge_interval(None)
+        .connect()
+        .await
+        .unwrap();
+    let mut raw = store.connection();
+    let set = |name: Vec<u8>| redis::cmd("SET").arg(name).arg("raw").to_owned();
+    for name in [
+        format!("{prefix}a"),
+        format!("{prefix}b/c"),
+        format!("{prefix}é"),
+    ] {
+        let _: () = set(name.into_bytes()).query_async(&mut raw).await.unwrap();
+    }
+    let _: () = redis::cmd("SET")
+        .arg(format!("{prefix}ttl"))
+        .arg("x")
+        .arg("PX")
+        .arg(60_000)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    // Not valid kv keys: not UTF-8, and the bare prefix (an empty key).
+    let _: () = set([prefix.as_bytes(), b"\xff\xfe"].concat())
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let _: () = set(prefix.clone().into_bytes())
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    // Matches the prefix as a glob pattern, but not literally.
+    let foreign = format!("kvtXXreX!:{}:a", std::process::id());
+    let _: () = set(foreign.clone().into_bytes())
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+
+    assert!(
+        store
+            .list("", ListOptions::default())
+            .await
+            .unwrap()
+            .keys
+            .is_empty(),
+        "not indexed yet"
+    );
+    let report = store.reindex().await.unwrap();
+    assert_eq!(report.indexed, 4);
+    assert_eq!(report.skipped, 2);
+    assert_eq!(
+        store.list("", ListOptions::default()).await.unwrap().keys,
+        ["a", "b/c", "ttl", "é"]
+    );
+    assert_eq!(
+        store.get(&key("b/c")).await.unwrap(),
+        Some(Bytes::from_static(b"raw"))
+    );
+    let schedule = format!("\0kv:expiries\0{prefix}").into_bytes();
+    assert_eq!(
+        zcard(&mut raw, schedule).await,
+        1,
+        "the key with a TTL is scheduled for purging"
+    );
+
+    // Keys removed by other programs leave the index at the next reindex.
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{prefix}a"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let again = store.reindex().await.unwrap();
+    assert_eq!(again.dropped, 1);
+    assert_eq!(zcard(&mut raw, index_name(&prefix)).await, 3);
+
+    store.clear("").await.unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg([prefix.as_bytes(), b"\xff\xfe"].concat())
+        .arg(prefix.as_bytes())
+        .arg(foreign.as_bytes())
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_temporary_unavailable_and_hides_the_password() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://admin:hunter2@127.0.0.1:{port}/0");
+    let err = RedisStore::builder()
+        .url(&url)
+        .connect_timeout(Duration::from_millis(500))
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.is_temporary());
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_permission_denied_and_not_echoed() {
+    let Some(server) = kv_testkit::redis().await else {
+        return;
+    };
+    let url = server
+        .url()
+        .replacen("redis://", "redis://nobody:hunter2@", 1);
+    let err = RedisStore::connect(&url).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+}
+
+#[tokio::test]
+async fn bad_urls_and_prefixes_are_config_errors() {
+    for url in [
+        "redis://127.0.0.1:notaport",
+        "http://127.0.0.1:6379",
+        "redis://[::1",
+        "not a url",
+        "",
+    ] {
+        let err = RedisStore::connect(url).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{url}: {err}");
+    }
+    let err = RedisStore::builder()
+        .key_prefix("a\0b")
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+}
+
+#[tokio::test]
+async fn a_user_with_a_password_connects_and_is_never_shown() {
+    let Some(server) = kv_testkit::redis().await else {
+        return;
+    };
+    let admin = RedisStore::connect(server.url()).await.unwrap();
+    let user = format!("kvuser{}", std::process::id());
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", &user, "on", ">s3cret-pa55", "~*", "&*", "+@all"][..])
+        .query_async(&mut admin.connection())
+        .await
+        .unwrap();
+    let url = server
+        .url()
+        .replacen("redis://", &format!("redis://{user}:s3cret-pa55@"), 1);
+    let store = RedisStore::connect(&url).await.unwrap();
+    store
+        .set(&key("kvt:acl"), "ok".into(), SetOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(&key("kvt:acl")).await.unwrap(),
+        Some(Bytes::from_static(b"ok"))
+    );
+    let shown = format!("{store:?}");
+    assert!(!shown.contains("s3cret-pa55"), "{shown}");
+    assert!(shown.contains(&format!("{user}:***@")), "{shown}");
+    store.delete(&key("kvt:acl")).await.unwrap();
+    let _: () = redis::cmd("ACL")
+        .arg(&["DELUSER", &user][..])
+        .query_async(&mut admin.connection())
+        .await
+        .unwrap();
+}

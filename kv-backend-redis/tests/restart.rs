@@ -1,0 +1,95 @@
+//! Surviving a Redis restart and killed connections. Its own test binary:
+//! it restarts the server this process shares, and kills its clients.
+
+#![allow(clippy::unwrap_used)] // tests fail by panicking
+
+use std::time::{Duration, Instant};
+
+use kv_backend_redis::RedisStore;
+use kv_core::{Entry, ErrorKind, Key, KvStore, SetOptions};
+
+fn key(k: &str) -> Key {
+    Key::new(k).unwrap()
+}
+
+#[tokio::test]
+async fn the_store_survives_a_server_restart_and_killed_connections() {
+    let Some(server) = kv_testkit::redis().await else {
+        return;
+    };
+    let store = RedisStore::builder()
+        .url(server.url())
+        .purge_interval(None)
+        .connect()
+        .await
+        .unwrap();
+    store
+        .set(&key("before"), "1".into(), SetOptions::default())
+        .await
+        .unwrap();
+
+    // 1. The server restarts (without persistence: the data is gone).
+    server.restart().expect("restart the local redis-server");
+    // Reads retry once over a fresh connection: the first call after the
+    // restart already answers.
+    assert_eq!(store.get(&key("before")).await.unwrap(), None);
+    store
+        .set(&key("after"), "2".into(), SetOptions::default())
+        .await
+        .unwrap();
+    assert!(store.exists(&key("after")).await.unwrap());
+
+    // 2. Every client connection is killed while batches are being written.
+    // Each batch applies whole or not at all; a failed one is a temporary
+    // error; writes succeed again afterwards.
+    let keys: Vec<Key> = (0..200).map(|i| key(&format!("gen:{i:03}"))).collect();
+    let killer = {
+        let admin = redis::Client::open(server.url()).unwrap();
+        tokio::spawn(async move {
+            let mut conn = admin.get_multiplexed_async_connection().await.unwrap();
+            for _ in 0..5 {
+                tokio::time::sleep(Duration::from_millis(15)).await;
+                let _: redis::RedisResult<u64> = redis::cmd("CLIENT")
+                    .arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"][..])
+                    .query_async(&mut conn)
+                    .await;
+            }
+        })
+    };
+    let (mut failed, started) = (0, Instant::now());
+    for generation in 0..400u32 {
+        let batch = keys
+            .iter()
+            .map(|k| Entry::new(k.clone(), generation.to_string()))
+            .collect();
+        if let Err(e) = store.batch_set(batch).await {
+            assert!(
+                matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Timeout),
+                "{e}"
+            );
+            assert!(e.is_temporary(), "{e}");
+            failed += 1;
+        }
+        if killer.is_finished() && started.elapsed() > Duration::from_millis(200) {
+            break;
+        }
+    }
+    killer.await.unwrap();
+    let values = loop {
+        match store.batch_get(&keys).await {
+            Ok(values) => break values,
+            Err(e) => assert!(e.is_temporary(), "{e}"),
+        }
+    };
+    let first = values[0].clone();
+    assert!(first.is_some());
+    assert!(
+        values.iter().all(|v| *v == first),
+        "a batch was applied in part ({failed} batches failed)"
+    );
+    store
+        .set(&key("final"), "ok".into(), SetOptions::default())
+        .await
+        .unwrap();
+    println!("{failed} batch(es) failed with a temporary error while connections were killed");
+}
