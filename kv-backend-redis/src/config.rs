@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use kv_core::redact_url;
 use serde::{Deserialize, Serialize};
 
 /// The default response timeout: long enough for a MULTI/EXEC of many
@@ -90,20 +91,6 @@ impl RedisConfig {
     }
 }
 
-/// The URL with its password replaced by `***`, for `Debug` and logs.
-pub(crate) fn redact_url(raw: &str) -> String {
-    match url::Url::parse(raw) {
-        Ok(mut parsed) => {
-            if parsed.password().is_some() {
-                let _ = parsed.set_password(Some("***"));
-            }
-            parsed.to_string()
-        }
-        // Unparseable: show only the scheme, never the rest.
-        Err(_) => format!("{}://<unparseable>", raw.split(':').next().unwrap_or("")),
-    }
-}
-
 impl fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisConfig")
@@ -132,11 +119,6 @@ mod tests {
             "{debug}"
         );
         assert!(debug.contains("alice:***@cache.internal:6380/3"), "{debug}");
-    }
-
-    #[test]
-    fn unparseable_url_shows_only_the_scheme() {
-        assert_eq!(redact_url("redis://u:secret@[bad"), "redis://<unparseable>");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use std::io::Write;
 
-use kv_core::{Key, Operation, Result};
+use kv_core::{Key, Operation, PeriodicTask, Result};
 use redis::aio::ConnectionManager;
 use redis::{RedisWrite, ToRedisArgs};
 
@@ -129,36 +129,22 @@ pub(crate) async fn purge(
     }
 }
 
-/// Spawns the periodic purge; it ends when the returned handle is dropped.
+/// Spawns the periodic purge; it ends when the returned task is dropped.
 pub(crate) fn spawn_purge(
     conn: ConnectionManager,
     layout: Layout,
     scripts: Scripts,
     every: Duration,
-) -> PurgeTask {
-    let handle = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await; // the first tick is immediate
-        loop {
-            tick.tick().await;
+) -> PeriodicTask {
+    PeriodicTask::spawn(every, move || {
+        let (conn, layout, scripts) = (conn.clone(), layout.clone(), scripts.clone());
+        async move {
             // A failed purge changes nothing visible (reads check expiry
             // themselves); it is retried at the next tick, and
             // RedisStore::purge_expired reports errors to a caller.
             let _ = purge(&conn, &layout, &scripts).await;
         }
-    });
-    PurgeTask(handle)
-}
-
-/// Aborts the purge task when dropped.
-#[derive(Debug)]
-pub(crate) struct PurgeTask(tokio::task::JoinHandle<()>);
-
-impl Drop for PurgeTask {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+    })
 }
 
 /// `pattern` with Redis glob metacharacters escaped, so SCAN MATCH treats

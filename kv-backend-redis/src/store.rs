@@ -8,15 +8,15 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use kv_core::{
-    Capabilities, Entry, Key, KvStore, ListOptions, MAX_KEY_BYTES, Operation, Page, Result,
-    SetOptions, Validator, WriteOp,
+    Capabilities, Entry, Key, KvStore, ListOptions, MAX_KEY_BYTES, Operation, Page, PeriodicTask,
+    Result, SetOptions, Validator, WriteOp, redact_url,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Pipeline, RedisError, RedisResult};
 
-use crate::config::{RedisConfig, redact_url};
+use crate::config::RedisConfig;
 use crate::error::{BACKEND, config_error, map_redis_error};
-use crate::index::{self, DataKey, Layout, PurgeReport, PurgeTask, ReindexReport, now_millis};
+use crate::index::{self, DataKey, Layout, PurgeReport, ReindexReport, now_millis};
 use crate::scripts::Scripts;
 
 /// Redis's largest string value (`proto-max-bulk-len`): 512 MiB.
@@ -50,7 +50,7 @@ pub struct RedisStore {
     scripts: Scripts,
     validator: Validator,
     config: Arc<RedisConfig>,
-    _purge: Option<Arc<PurgeTask>>,
+    _purge: Option<Arc<PeriodicTask>>,
 }
 
 /// Builds a [`RedisStore`].

@@ -124,6 +124,38 @@ pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// The smallest *string* greater than every string that starts with
+/// `prefix`, or `None` when there is none (empty, or only `U+10FFFF`).
+///
+/// Like [`prefix_successor`], but always valid UTF-8, for backends whose key
+/// column is text (PostgreSQL, MongoDB): it increments the last character
+/// that is not `U+10FFFF` (skipping the surrogate range) and drops what
+/// follows. In byte order (= code point order for UTF-8) every key with the
+/// prefix is below it.
+///
+/// ```
+/// use kv_core::prefix_successor_str;
+///
+/// assert_eq!(prefix_successor_str("ab").as_deref(), Some("ac"));
+/// assert_eq!(prefix_successor_str("a\u{10ffff}").as_deref(), Some("b"));
+/// assert_eq!(prefix_successor_str("\u{d7ff}").as_deref(), Some("\u{e000}"));
+/// assert_eq!(prefix_successor_str(""), None);
+/// ```
+pub fn prefix_successor_str(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match last {
+            '\u{d7ff}' => Some('\u{e000}'),
+            c => char::from_u32(u32::from(c) + 1),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&self.0, f)
@@ -220,6 +252,29 @@ mod tests {
             assert!(prefix.as_bytes() < end.as_slice());
         }
         assert_eq!(prefix_successor(&[0xff, 0xff]), None);
+    }
+
+    #[test]
+    fn string_successor_bounds_every_extension_and_nothing_else() {
+        for prefix in [
+            "a",
+            "a\u{ffff}",
+            "\u{10ffff}a",
+            "ab\u{7f}",
+            "é",
+            "\u{d7ff}",
+            "x\u{10ffff}\u{10ffff}",
+        ] {
+            let end = prefix_successor_str(prefix).unwrap();
+            for suffix in ["", "\0", "\u{10ffff}", "zz"] {
+                let key = format!("{prefix}{suffix}");
+                assert!(key.as_bytes() < end.as_bytes(), "{key:?} !< {end:?}");
+            }
+            // Nothing between the prefix range and the bound is skipped:
+            // the bound itself does not start with the prefix.
+            assert!(!end.starts_with(prefix));
+        }
+        assert_eq!(prefix_successor_str("\u{10ffff}\u{10ffff}"), None);
     }
 
     #[test]
