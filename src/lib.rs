@@ -32,7 +32,7 @@
 //! |---|---|---|---|
 //! | `memory://` | in-process, the reference implementation | `memory` (default) | available |
 //! | `redis://`, `rediss://` | Redis ([`redis`] module) | `redis` | available |
-//! | `postgres://`, `postgresql://` | PostgreSQL | `postgres` | planned |
+//! | `postgres://`, `postgresql://` | PostgreSQL ([`postgres`] module) | `postgres` | available |
 //! | `rocksdb:///abs/path`, `rocksdb://./rel/path` | RocksDB (embedded) | `rocksdb` | planned |
 //! | `etcd://host:port[,host:port]` | etcd | `etcd` | planned |
 //! | `mongodb://`, `mongodb+srv://` | MongoDB | `mongo` | planned |
@@ -49,6 +49,14 @@ pub use kv_core::*;
 #[cfg(feature = "redis")]
 pub mod redis {
     pub use kv_backend_redis::*;
+}
+
+/// The PostgreSQL backend (feature `postgres`):
+/// [`PostgresStore`](postgres::PostgresStore), its builder and config, and
+/// `sqlx` itself.
+#[cfg(feature = "postgres")]
+pub mod postgres {
+    pub use kv_backend_postgres::*;
 }
 
 /// Connects to the backend the URL's scheme names and returns the typed
@@ -81,7 +89,7 @@ pub async fn connect_store(url: &str) -> Result<Arc<dyn KvStore>> {
     match scheme.as_str() {
         "memory" => memory(url),
         "redis" | "rediss" => redis(&scheme, url).await,
-        "postgres" | "postgresql" => Err(feature_off(&scheme, "postgres")),
+        "postgres" | "postgresql" => postgres(&scheme, url).await,
         "rocksdb" => Err(feature_off(&scheme, "rocksdb")),
         "etcd" => Err(feature_off(&scheme, "etcd")),
         "mongodb" | "mongodb+srv" => Err(feature_off(&scheme, "mongo")),
@@ -129,6 +137,18 @@ async fn redis(_scheme: &str, url: &str) -> Result<Arc<dyn KvStore>> {
 #[cfg(not(feature = "redis"))]
 async fn redis(scheme: &str, _url: &str) -> Result<Arc<dyn KvStore>> {
     Err(feature_off(scheme, "redis"))
+}
+
+#[cfg(feature = "postgres")]
+async fn postgres(_scheme: &str, url: &str) -> Result<Arc<dyn KvStore>> {
+    Ok(kv_backend_postgres::PostgresStore::connect(url)
+        .await?
+        .into_dyn())
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres(scheme: &str, _url: &str) -> Result<Arc<dyn KvStore>> {
+    Err(feature_off(scheme, "postgres"))
 }
 
 #[cfg(feature = "memory")]

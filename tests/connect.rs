@@ -44,13 +44,17 @@ async fn missing_scheme_is_config_error() {
 #[tokio::test]
 async fn backend_without_its_feature_names_the_feature() {
     let mut cases = vec![
-        ("postgres://u@h/db", "postgres"),
-        ("postgresql://h/db", "postgres"),
         ("rocksdb:///tmp/x", "rocksdb"),
         ("etcd://127.0.0.1:2379", "etcd"),
         ("mongodb://h", "mongo"),
         ("mongodb+srv://h", "mongo"),
     ];
+    if cfg!(not(feature = "postgres")) {
+        cases.extend([
+            ("postgres://u@h/db", "postgres"),
+            ("postgresql://h/db", "postgres"),
+        ]);
+    }
     if cfg!(not(feature = "redis")) {
         cases.extend([("redis://127.0.0.1:6379", "redis"), ("rediss://h", "redis")]);
     }
@@ -92,5 +96,25 @@ async fn redis_url_gives_a_working_client() {
         [Some(2), Some(1), None]
     );
     assert_eq!(kv.store().backend(), "redis");
+    assert_eq!(kv.clear().await.unwrap(), 2);
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_url_gives_a_working_client() {
+    let Some(server) = kv_testkit::postgres().await else {
+        return;
+    };
+    let kv = kv::connect(&server.kv_url())
+        .await
+        .unwrap()
+        .namespace("kv-facade-test")
+        .unwrap();
+    kv.batch_set([("a", 1), ("b", 2)]).await.unwrap();
+    assert_eq!(
+        kv.batch_get::<i32, _>(["b", "a", "c"]).await.unwrap(),
+        [Some(2), Some(1), None]
+    );
+    assert_eq!(kv.store().backend(), "postgres");
     assert_eq!(kv.clear().await.unwrap(), 2);
 }

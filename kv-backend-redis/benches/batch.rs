@@ -21,12 +21,12 @@
 #![allow(clippy::unwrap_used)] // a benchmark: fail loudly
 #![allow(missing_docs)]
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use kv_backend_redis::RedisStore;
 use kv_core::{Entry, Key, KvStore, SetOptions};
+use kv_testkit::bench::{keys_per_sec, quick, race, ratio};
 use redis::aio::ConnectionManager;
 
 const VALUE_BYTES: usize = 1024;
@@ -37,56 +37,8 @@ struct Setup {
     conn: ConnectionManager,
 }
 
-/// One contender: a closure that starts one operation.
-type Contender<'a> = &'a dyn Fn() -> std::pin::Pin<Box<dyn Future<Output = ()> + 'a>>;
-
-/// Times `rounds` rounds of `ops_per_round` calls of each contender,
-/// interleaved, and returns each one's median round duration.
-async fn race<const N: usize>(
-    rounds: usize,
-    ops_per_round: usize,
-    contenders: [Contender<'_>; N],
-) -> [Duration; N] {
-    // Warm up every contender (connections, script cache, allocator).
-    for run in &contenders {
-        for _ in 0..ops_per_round.min(20) {
-            run().await;
-        }
-    }
-    let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); N];
-    for round in 0..rounds {
-        // Alternate the order, so neither side always runs first.
-        let order: Vec<usize> = if round % 2 == 0 {
-            (0..N).collect()
-        } else {
-            (0..N).rev().collect()
-        };
-        for i in order {
-            let started = Instant::now();
-            for _ in 0..ops_per_round {
-                contenders[i]().await;
-            }
-            samples[i].push(started.elapsed());
-        }
-    }
-    let mut medians = [Duration::ZERO; N];
-    for (i, s) in samples.iter_mut().enumerate() {
-        s.sort();
-        medians[i] = s[s.len() / 2];
-    }
-    medians
-}
-
-fn keys_per_sec(keys: usize, ops: usize, time: Duration) -> f64 {
-    (keys * ops) as f64 / time.as_secs_f64()
-}
-
-fn ratio(kv: Duration, other: Duration) -> f64 {
-    kv.as_secs_f64() / other.as_secs_f64()
-}
-
 fn main() {
-    let quick = std::env::var("KV_BENCH_QUICK").is_ok_and(|v| v == "1");
+    let quick = quick();
     let server = kv_testkit::server_blocking(kv_testkit::Kind::Redis).expect("a Redis server");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -34,6 +34,7 @@
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 #![warn(missing_debug_implementations, unreachable_pub)]
 
+pub mod bench;
 mod container;
 mod local;
 mod process;
@@ -173,7 +174,14 @@ impl TestServer {
                 self.source
             )
         })?;
-        watched.restart()?;
+        // PostgreSQL's SIGTERM is a "smart" shutdown that waits for every
+        // client to leave; SIGINT is the fast one.
+        let signal = if self.kind == Kind::Postgres {
+            "INT"
+        } else {
+            "TERM"
+        };
+        watched.restart(signal)?;
         if local::wait_ready(self.kind, &self.url) {
             Ok(())
         } else {

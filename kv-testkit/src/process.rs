@@ -60,19 +60,30 @@ impl Watched {
         let _ = fs::remove_dir_all(&self.dir);
     }
 
-    /// Stops the server process (SIGTERM) and lets the watchdog start it
-    /// again with the same arguments, so on the same port. Returns once the
-    /// old process is gone; the caller waits for readiness.
-    pub(crate) fn restart(&self) -> Result<(), String> {
+    /// Stops the server process with `signal` (`TERM`, or `INT` for
+    /// PostgreSQL's fast shutdown) and lets the watchdog start it again with
+    /// the same arguments, so on the same port. Returns once the old process
+    /// is gone; the caller waits for readiness.
+    pub(crate) fn restart(&self, signal: &str) -> Result<(), String> {
         let pid = fs::read_to_string(self.dir.join("server.pid"))
             .map_err(|e| format!("no server.pid: {e}"))?
             .trim()
             .to_owned();
         fs::write(self.dir.join("restart"), b"")
             .map_err(|e| format!("cannot write the restart marker: {e}"))?;
-        let killed = Command::new("kill").args(["-TERM", &pid]).status();
-        if !killed.is_ok_and(|s| s.success()) {
-            return Err(format!("cannot signal server process {pid}"));
+        // A server started through `runuser` is its child: signal the
+        // children when there are any, the process itself otherwise.
+        let mut targets = children_of(&pid);
+        if targets.is_empty() {
+            targets.push(pid.clone());
+        }
+        for target in &targets {
+            let killed = Command::new("kill")
+                .args([format!("-{signal}").as_str(), target])
+                .status();
+            if !killed.is_ok_and(|s| s.success()) {
+                return Err(format!("cannot signal server process {target}"));
+            }
         }
         let gone = wait_until(Duration::from_secs(30), || {
             !Command::new("kill")
@@ -100,6 +111,22 @@ impl Watched {
     pub(crate) fn log(&self) -> String {
         fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }
+}
+
+/// The PIDs whose parent is `pid`, from `/proc/*/stat`.
+fn children_of(pid: &str) -> Vec<String> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            let stat = fs::read_to_string(format!("/proc/{name}/stat")).ok()?;
+            // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+            let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?;
+            (ppid == pid).then_some(name)
+        })
+        .collect()
 }
 
 pub(crate) fn log_tail(path: &Path) -> String {

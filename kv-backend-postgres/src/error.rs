@@ -1,0 +1,44 @@
+//! The one place that maps `sqlx::Error` to [`kv_core::Error`].
+
+use kv_core::{Error, ErrorKind, Operation};
+
+pub(crate) const BACKEND: &str = "postgres";
+
+/// Maps a driver error by its kind and SQLSTATE:
+///
+/// - pool timeout, I/O, TLS, `08xxx` connection exceptions, `57P01`-`57P03`
+///   shutdowns, `53300` too many connections: `Unavailable`, temporary;
+/// - `57014` (statement timeout, cancel): `Timeout`;
+/// - `28xxx` (authentication) and `42501` (privilege): `PermissionDenied`;
+/// - `40001` serialization failure and `40P01` deadlock: `Backend`, temporary;
+/// - configuration errors: `Config`; anything else: `Backend`.
+///
+/// sqlx's messages carry no password (authentication errors name the user
+/// only), and connection URLs are never put into errors.
+pub(crate) fn map_sqlx_error(op: Operation, err: sqlx::Error) -> Error {
+    let (kind, temporary) = match &err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+            (ErrorKind::Unavailable, true)
+        }
+        sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => (ErrorKind::Unavailable, false),
+        sqlx::Error::Configuration(_) => (ErrorKind::Config, false),
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            Some(code) if code.starts_with("08") => (ErrorKind::Unavailable, true),
+            Some("57P01" | "57P02" | "57P03" | "53300") => (ErrorKind::Unavailable, true),
+            Some("57014") => (ErrorKind::Timeout, true),
+            Some(code) if code.starts_with("28") => (ErrorKind::PermissionDenied, false),
+            Some("42501") => (ErrorKind::PermissionDenied, false),
+            Some("40001" | "40P01") => (ErrorKind::Backend, true),
+            _ => (ErrorKind::Backend, false),
+        },
+        _ => (ErrorKind::Backend, false),
+    };
+    Error::new(kind, BACKEND, op)
+        .with_temporary(temporary)
+        .with_source(err)
+}
+
+/// A configuration error that never echoes the URL.
+pub(crate) fn config_error(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Config, BACKEND, Operation::Connect).with_message(message)
+}

@@ -1,0 +1,15 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs, rustdoc::broken_intra_doc_links)]
+#![warn(missing_debug_implementations, unreachable_pub)]
+
+mod config;
+mod error;
+mod sql;
+mod store;
+
+pub use config::{DEFAULT_TABLE, PostgresConfig};
+pub use store::{MAX_VALUE_BYTES, PostgresStore, PostgresStoreBuilder};
+
+/// The native driver, re-exported so applications can reach it.
+pub use sqlx;

@@ -1,0 +1,154 @@
+//! The SQL the store runs, built once per store from the validated table
+//! name, and the table's creation.
+
+use kv_core::{Operation, Result};
+use sqlx::PgPool;
+
+use crate::config::QualifiedTable;
+use crate::error::{config_error, map_sqlx_error};
+
+/// Rows whose TTL has not passed (or that have none).
+const LIVE: &str = "(expires_at IS NULL OR expires_at > now())";
+
+/// `expires_at` from a TTL in milliseconds (NULL stays NULL: no TTL).
+fn expiry(ttl_millis: &str) -> String {
+    format!("now() + {ttl_millis} * interval '1 millisecond'")
+}
+
+/// Every statement, with the table spliced in once.
+#[derive(Debug)]
+pub(crate) struct Statements {
+    pub(crate) get: String,
+    pub(crate) exists: String,
+    pub(crate) set: String,
+    pub(crate) delete: String,
+    pub(crate) batch_get: String,
+    pub(crate) batch_set: String,
+    pub(crate) batch_delete: String,
+    pub(crate) write_batch: String,
+    pub(crate) list: String,
+    pub(crate) cas_insert: String,
+    pub(crate) cas_update: String,
+    pub(crate) cas_delete: String,
+    pub(crate) cas_absent: String,
+    pub(crate) purge: String,
+}
+
+impl Statements {
+    pub(crate) fn new(table: &QualifiedTable) -> Self {
+        let t = table.sql();
+        let upsert = format!(
+            "INSERT INTO {t} (key, value, expires_at) \
+             SELECT u.k, u.v, {} FROM UNNEST($1::text[], $2::bytea[], $3::int8[]) AS u(k, v, ttl) \
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at",
+            expiry("u.ttl")
+        );
+        Self {
+            get: format!("SELECT value FROM {t} WHERE key = $1 AND {LIVE}"),
+            exists: format!("SELECT EXISTS (SELECT 1 FROM {t} WHERE key = $1 AND {LIVE})"),
+            set: format!(
+                "INSERT INTO {t} (key, value, expires_at) VALUES ($1, $2, {}) \
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at",
+                expiry("$3::int8")
+            ),
+            delete: format!(
+                "WITH d AS (DELETE FROM {t} WHERE key = $1 RETURNING expires_at) \
+                 SELECT count(*) FROM d WHERE {LIVE}"
+            ),
+            batch_get: format!("SELECT key, value FROM {t} WHERE key = ANY($1) AND {LIVE}"),
+            batch_delete: format!(
+                "WITH d AS (DELETE FROM {t} WHERE key = ANY($1) RETURNING expires_at) \
+                 SELECT count(*) FROM d WHERE {LIVE}"
+            ),
+            // Puts and deletes touch different keys (the batch is deduplicated),
+            // so one statement with a data-modifying CTE applies both atomically.
+            write_batch: format!("WITH d AS (DELETE FROM {t} WHERE key = ANY($4)) {upsert}"),
+            batch_set: upsert,
+            list: format!(
+                "SELECT key FROM {t} WHERE key >= $1 AND key > $2 AND ($3::text IS NULL OR key < $3) \
+                 AND {LIVE} ORDER BY key LIMIT $4"
+            ),
+            // Insert if absent, or replace a row that has expired.
+            cas_insert: format!(
+                "INSERT INTO {t} (key, value, expires_at) VALUES ($1, $2, {}) \
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at \
+                 WHERE {t}.expires_at IS NOT NULL AND {t}.expires_at <= now()",
+                expiry("$3::int8")
+            ),
+            cas_update: format!(
+                "UPDATE {t} SET value = $2, expires_at = {} WHERE key = $1 AND value = $4 AND {LIVE}",
+                expiry("$3::int8")
+            ),
+            cas_delete: format!("DELETE FROM {t} WHERE key = $1 AND value = $2 AND {LIVE}"),
+            cas_absent: format!("SELECT NOT EXISTS (SELECT 1 FROM {t} WHERE key = $1 AND {LIVE})"),
+            purge: format!(
+                "DELETE FROM {t} WHERE key IN (SELECT key FROM {t} WHERE expires_at <= now() \
+                 ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)"
+            ),
+        }
+    }
+}
+
+/// Creates the table and its expiry index if missing. An advisory lock
+/// serializes concurrent first connects (plain `CREATE TABLE IF NOT EXISTS`
+/// can fail when two sessions race on it).
+pub(crate) async fn create_table(pool: &PgPool, table: &QualifiedTable) -> Result<()> {
+    let op = Operation::Connect;
+    let map = |e| map_sqlx_error(op, e);
+    let t = table.sql();
+    let index = format!("\"{}_expires_at\"", table.table);
+    let mut tx = pool.begin().await.map_err(map)?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+        .bind(format!("kv-backend-postgres:{table}"))
+        .execute(&mut *tx)
+        .await
+        .map_err(map)?;
+    sqlx::query(&format!(
+        "CREATE TABLE IF NOT EXISTS {t} (\
+         key text COLLATE \"C\" PRIMARY KEY, value bytea NOT NULL, expires_at timestamptz)"
+    ))
+    .execute(&mut *tx)
+    .await
+    .map_err(map)?;
+    sqlx::query(&format!(
+        "CREATE INDEX IF NOT EXISTS {index} ON {t} (expires_at) WHERE expires_at IS NOT NULL"
+    ))
+    .execute(&mut *tx)
+    .await
+    .map_err(map)?;
+    tx.commit().await.map_err(map)
+}
+
+/// Checks that the table exists with the columns the store needs, the key
+/// in the byte-order "C" collation.
+pub(crate) async fn check_table(pool: &PgPool, table: &QualifiedTable) -> Result<()> {
+    let columns: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT column_name::text, data_type::text, collation_name::text FROM information_schema.columns \
+         WHERE table_schema = COALESCE($1, current_schema()) AND table_name = $2",
+    )
+    .bind(table.schema.as_deref())
+    .bind(&table.table)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| map_sqlx_error(Operation::Connect, e))?;
+    let has = |name: &str, ty: &str, collation: Option<&str>| {
+        columns.iter().any(|(n, t, c)| {
+            n == name && t == ty && (collation.is_none() || c.as_deref() == collation)
+        })
+    };
+    if columns.is_empty() {
+        return Err(config_error(format!(
+            "table {table} does not exist (and create_table is off, or the schema is missing)"
+        )));
+    }
+    if !(has("key", "text", Some("C"))
+        && has("value", "bytea", None)
+        && has("expires_at", "timestamp with time zone", None))
+    {
+        return Err(config_error(format!(
+            "table {table} exists but is not a kv table: it needs key text COLLATE \"C\" PRIMARY KEY, \
+             value bytea NOT NULL, expires_at timestamptz"
+        )));
+    }
+    Ok(())
+}

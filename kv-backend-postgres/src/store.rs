@@ -1,0 +1,606 @@
+//! [`PostgresStore`]: the `KvStore` implementation.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use kv_core::{
+    Capabilities, Entry, Health, Key, KvStore, ListOptions, MAX_KEY_BYTES, Operation, Page,
+    PeriodicTask, Result, SetOptions, Validator, WriteOp, prefix_successor_str,
+};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Transaction};
+
+use crate::config::{PostgresConfig, QualifiedTable};
+use crate::error::{BACKEND, config_error, map_sqlx_error};
+use crate::sql::{self, Statements};
+
+/// The largest value: 256 MiB. PostgreSQL's own limit for a `bytea` field
+/// and for one bound parameter is 1 GB; this leaves room for the rest of a
+/// statement.
+pub const MAX_VALUE_BYTES: usize = 256 * 1024 * 1024;
+
+/// The most value bytes one upsert statement carries; a larger batch is
+/// split into several statements inside one transaction.
+const STATEMENT_BYTES: usize = 64 * 1024 * 1024;
+
+/// The PostgreSQL backend: a sqlx pool and one table.
+///
+/// Cheap to clone; clones share the pool and the purge task, which stops
+/// when the last clone is dropped.
+///
+/// ```no_run
+/// use kv_backend_postgres::PostgresStore;
+/// use kv_core::Kv;
+///
+/// # async fn demo() -> kv_core::Result<()> {
+/// let store = PostgresStore::builder()
+///     .url("postgres://app:secret@127.0.0.1/app")
+///     .table("sessions")
+///     .connect()
+///     .await?;
+/// let kv = Kv::new(store.into_dyn());
+/// kv.batch_set([("a", 1), ("b", 2)]).await?; // one INSERT .. SELECT FROM UNNEST
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    sql: Arc<Statements>,
+    table: Arc<QualifiedTable>,
+    validator: Validator,
+    purge_chunk: i64,
+    _purge: Option<Arc<PeriodicTask>>,
+}
+
+/// Builds a [`PostgresStore`] from a URL or an existing pool.
+#[derive(Debug, Default)]
+pub struct PostgresStoreBuilder {
+    config: PostgresConfig,
+    pool: Option<PgPool>,
+}
+
+impl PostgresStoreBuilder {
+    /// `postgres://[user[:password]@]host[:port]/database[?sslmode=...]`.
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.config.url = url.into();
+        self
+    }
+
+    /// Uses an existing pool instead of a URL (its size and timeouts stay
+    /// as they are).
+    pub fn pool(mut self, pool: PgPool) -> Self {
+        self.pool = Some(pool);
+        self
+    }
+
+    /// The table (default `kv_store`).
+    pub fn table(mut self, table: impl Into<String>) -> Self {
+        self.config.table = table.into();
+        self
+    }
+
+    /// The schema holding the table (default: the `search_path`'s).
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.config.schema = Some(schema.into());
+        self
+    }
+
+    /// The pool's size (default 10).
+    pub fn max_connections(mut self, max: u32) -> Self {
+        self.config.max_connections = max;
+        self
+    }
+
+    /// How long to wait for a pooled connection (default 30 s).
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.config.acquire_timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// Whether to create the table when missing (default `true`).
+    pub fn create_table(mut self, create: bool) -> Self {
+        self.config.create_table = create;
+        self
+    }
+
+    /// How often expired rows are deleted (default 60 s); `None` turns the
+    /// background purge off.
+    pub fn purge_interval(mut self, interval: Option<Duration>) -> Self {
+        self.config.purge_interval_ms =
+            interval.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self
+    }
+
+    /// Starts from a deserialized config.
+    pub fn config(mut self, config: PostgresConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Connects, creates and checks the table, and starts the purge task.
+    ///
+    /// # Errors
+    ///
+    /// `Config` for a bad URL, table or schema name, or a table of another
+    /// shape; `Unavailable`, `Timeout`, `PermissionDenied` when the server
+    /// cannot be reached or refuses.
+    pub async fn connect(self) -> Result<PostgresStore> {
+        let config = self.config;
+        let table = config.qualified_table()?;
+        let pool = match self.pool {
+            Some(pool) => pool,
+            None => {
+                let options = connect_options(&config)?;
+                PgPoolOptions::new()
+                    .max_connections(config.max_connections.max(1))
+                    .acquire_timeout(config.acquire_timeout())
+                    .connect_with(options)
+                    .await
+                    .map_err(|e| map_sqlx_error(Operation::Connect, e))?
+            }
+        };
+        if config.create_table {
+            sql::create_table(&pool, &table).await?;
+        }
+        sql::check_table(&pool, &table).await?;
+        let sql = Arc::new(Statements::new(&table));
+        let purge_chunk = i64::from(config.purge_chunk.max(1));
+        let purge = config.purge_interval().map(|every| {
+            let (pool, sql) = (pool.clone(), sql.clone());
+            Arc::new(PeriodicTask::spawn(every, move || {
+                let (pool, sql) = (pool.clone(), sql.clone());
+                // A failed purge hides nothing (reads filter on expiry); it
+                // is retried next time, and purge_expired() reports errors.
+                async move {
+                    let _ = purge(&pool, &sql, purge_chunk).await;
+                }
+            }))
+        });
+        Ok(PostgresStore {
+            pool,
+            sql,
+            table: Arc::new(table),
+            validator: Validator::new(BACKEND, capabilities()),
+            purge_chunk,
+            _purge: purge,
+        })
+    }
+}
+
+fn connect_options(config: &PostgresConfig) -> Result<PgConnectOptions> {
+    let scheme_ok =
+        config.url.starts_with("postgres://") || config.url.starts_with("postgresql://");
+    let options = scheme_ok
+        .then(|| PgConnectOptions::from_str(&config.url).ok())
+        .flatten()
+        .ok_or_else(|| {
+            config_error(
+                "invalid PostgreSQL URL: expected \
+                 postgres://[user[:password]@]host[:port]/database[?sslmode=...]",
+            )
+        })?;
+    Ok(options.application_name(&config.application_name))
+}
+
+/// Deletes expired rows in chunks until a chunk comes back short.
+async fn purge(pool: &PgPool, sql: &Statements, chunk: i64) -> Result<u64> {
+    let mut deleted = 0;
+    loop {
+        let done = sqlx::query(&sql.purge)
+            .bind(chunk)
+            .execute(pool)
+            .await
+            .map_err(|e| map_sqlx_error(Operation::Maintenance, e))?
+            .rows_affected();
+        deleted += done;
+        if done < chunk.unsigned_abs() {
+            return Ok(deleted);
+        }
+    }
+}
+
+/// What PostgreSQL promises through this store.
+fn capabilities() -> Capabilities {
+    Capabilities {
+        atomic_batch: true,
+        // One statement, or several in one transaction: any size is atomic.
+        max_batch_ops: None,
+        max_key_bytes: MAX_KEY_BYTES,
+        max_value_bytes: MAX_VALUE_BYTES,
+        ttl: true,
+        cas: true,
+        ordered_list: true,
+        snapshot_batch_get: true,
+        persistent: true,
+    }
+}
+
+/// A validated TTL in milliseconds (at most ten years, so it fits).
+fn ttl_millis(ttl: Option<Duration>) -> Option<i64> {
+    ttl.map(|t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The columns of an upsert, as arrays.
+struct Columns<'a> {
+    keys: Vec<&'a str>,
+    values: Vec<&'a [u8]>,
+    ttls: Vec<Option<i64>>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(entries: &[&'a Entry]) -> Self {
+        Self {
+            keys: entries.iter().map(|e| e.key.as_str()).collect(),
+            values: entries.iter().map(|e| &e.value[..]).collect(),
+            ttls: entries.iter().map(|e| ttl_millis(e.ttl)).collect(),
+        }
+    }
+}
+
+/// Splits entries into runs of at most [`STATEMENT_BYTES`] of values.
+fn chunks<'a>(entries: &[&'a Entry]) -> Vec<Vec<&'a Entry>> {
+    let mut out: Vec<Vec<&Entry>> = vec![Vec::new()];
+    let mut bytes = 0;
+    for entry in entries {
+        if bytes + entry.value.len() > STATEMENT_BYTES && out.last().is_some_and(|c| !c.is_empty())
+        {
+            out.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += entry.value.len();
+        if let Some(chunk) = out.last_mut() {
+            chunk.push(entry);
+        }
+    }
+    out
+}
+
+fn is_reconnectable(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Io(_))
+}
+
+impl PostgresStore {
+    /// A builder with the defaults.
+    pub fn builder() -> PostgresStoreBuilder {
+        PostgresStoreBuilder::default()
+    }
+
+    /// Connects to `url` with the defaults (table `kv_store`).
+    ///
+    /// # Errors
+    ///
+    /// As [`PostgresStoreBuilder::connect`].
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::builder().url(url).connect().await
+    }
+
+    /// Connects with a deserialized [`PostgresConfig`].
+    ///
+    /// # Errors
+    ///
+    /// As [`PostgresStoreBuilder::connect`].
+    pub async fn from_config(config: PostgresConfig) -> Result<Self> {
+        Self::builder().config(config).connect().await
+    }
+
+    /// This store as `Arc<dyn KvStore>`.
+    pub fn into_dyn(self) -> Arc<dyn KvStore> {
+        Arc::new(self)
+    }
+
+    /// The pool, for queries of your own.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The table, as `schema.table` or `table`.
+    pub fn table(&self) -> String {
+        self.table.to_string()
+    }
+
+    /// Deletes expired rows now, in chunks (the background task does this
+    /// every purge interval); returns how many were deleted.
+    ///
+    /// # Errors
+    ///
+    /// The server's errors.
+    pub async fn purge_expired(&self) -> Result<u64> {
+        purge(&self.pool, &self.sql, self.purge_chunk).await
+    }
+
+    /// Runs a read; after a broken connection retries once (the pool tests
+    /// connections before handing them out). Writes are never retried.
+    async fn read<T, F, Fut>(&self, op: Operation, run: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = sqlx::Result<T>>,
+    {
+        match run().await {
+            Err(e) if is_reconnectable(&e) => run().await,
+            other => other,
+        }
+        .map_err(|e| map_sqlx_error(op, e))
+    }
+
+    async fn upsert(
+        &self,
+        exec: &mut Transaction<'_, Postgres>,
+        entries: &[&Entry],
+    ) -> sqlx::Result<()> {
+        let c = Columns::of(entries);
+        sqlx::query(&self.sql.batch_set)
+            .bind(&c.keys)
+            .bind(&c.values)
+            .bind(&c.ttls)
+            .execute(&mut **exec)
+            .await?;
+        Ok(())
+    }
+
+    /// Upserts `puts` and deletes `deletes` atomically: one statement when
+    /// they fit, else a transaction of chunks.
+    async fn write(&self, op: Operation, puts: &[&Entry], deletes: &[&str]) -> Result<()> {
+        let map = |e| map_sqlx_error(op, e);
+        let mut chunks = chunks(puts);
+        if chunks.len() == 1 {
+            let c = Columns::of(&chunks[0]);
+            let query = if deletes.is_empty() {
+                sqlx::query(&self.sql.batch_set)
+                    .bind(&c.keys)
+                    .bind(&c.values)
+                    .bind(&c.ttls)
+            } else {
+                sqlx::query(&self.sql.write_batch)
+                    .bind(&c.keys)
+                    .bind(&c.values)
+                    .bind(&c.ttls)
+                    .bind(deletes)
+            };
+            return query.execute(&self.pool).await.map(drop).map_err(map);
+        }
+        let mut tx = self.pool.begin().await.map_err(map)?;
+        if !deletes.is_empty() {
+            let statement = format!("DELETE FROM {} WHERE key = ANY($1)", self.table.sql());
+            sqlx::query(&statement)
+                .bind(deletes)
+                .execute(&mut *tx)
+                .await
+                .map_err(map)?;
+        }
+        for chunk in chunks.drain(..) {
+            self.upsert(&mut tx, &chunk).await.map_err(map)?;
+        }
+        tx.commit().await.map_err(map)
+    }
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("table", &self.table.to_string())
+            .field("pool_size", &self.pool.size())
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl KvStore for PostgresStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.validator.capabilities()
+    }
+
+    async fn get(&self, key: &Key) -> Result<Option<Bytes>> {
+        let row: Option<Vec<u8>> = self
+            .read(Operation::Get, || {
+                sqlx::query_scalar(&self.sql.get)
+                    .bind(key.as_str())
+                    .fetch_optional(&self.pool)
+            })
+            .await?;
+        Ok(row.map(Bytes::from))
+    }
+
+    async fn set(&self, key: &Key, value: Bytes, options: SetOptions) -> Result<()> {
+        let ttl = self.validator.set(key, &value, options)?;
+        sqlx::query(&self.sql.set)
+            .bind(key.as_str())
+            .bind(&value[..])
+            .bind(ttl_millis(ttl))
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(|e| map_sqlx_error(Operation::Set, e))
+    }
+
+    async fn delete(&self, key: &Key) -> Result<bool> {
+        let live: i64 = sqlx::query_scalar(&self.sql.delete)
+            .bind(key.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| map_sqlx_error(Operation::Delete, e))?;
+        Ok(live > 0)
+    }
+
+    async fn exists(&self, key: &Key) -> Result<bool> {
+        self.read(Operation::Exists, || {
+            sqlx::query_scalar(&self.sql.exists)
+                .bind(key.as_str())
+                .fetch_one(&self.pool)
+        })
+        .await
+    }
+
+    async fn list(&self, prefix: &str, options: ListOptions) -> Result<Page> {
+        let range = self.validator.list(prefix, &options)?;
+        if range.exhausted {
+            return Ok(Page::default());
+        }
+        let after = range.start_after.as_ref().map_or("", Key::as_str);
+        let end = prefix_successor_str(&range.prefix);
+        let limit = i64::try_from(range.limit.saturating_add(1)).unwrap_or(i64::MAX);
+        let rows: Vec<String> = self
+            .read(Operation::List, || {
+                sqlx::query_scalar(&self.sql.list)
+                    .bind(range.prefix.as_str())
+                    .bind(after)
+                    .bind(end.as_deref())
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+            })
+            .await?;
+        let keys = rows
+            .into_iter()
+            .map(|k| Key::new(k).map_err(|e| e.in_context(BACKEND, Operation::List)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_fetched(keys, range.limit))
+    }
+
+    async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.validator.check_batch_keys(Operation::BatchGet, keys)?;
+        let names: Vec<&str> = keys.iter().map(Key::as_str).collect();
+        let rows: Vec<(String, Vec<u8>)> = self
+            .read(Operation::BatchGet, || {
+                sqlx::query_as(&self.sql.batch_get)
+                    .bind(&names)
+                    .fetch_all(&self.pool)
+            })
+            .await?;
+        let found: HashMap<String, Bytes> =
+            rows.into_iter().map(|(k, v)| (k, Bytes::from(v))).collect();
+        // Bytes clones share the buffer: duplicates cost a reference count.
+        let out = keys
+            .iter()
+            .map(|key| found.get(key.as_str()).cloned())
+            .collect();
+        Ok(out)
+    }
+
+    async fn batch_set(&self, entries: Vec<Entry>) -> Result<()> {
+        let entries = self.validator.entries(entries)?;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let refs: Vec<&Entry> = entries.iter().collect();
+        self.write(Operation::BatchSet, &refs, &[]).await
+    }
+
+    async fn batch_delete(&self, keys: &[Key]) -> Result<u64> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        self.validator
+            .check_batch_keys(Operation::BatchDelete, keys)?;
+        let names: Vec<&str> = keys.iter().map(Key::as_str).collect();
+        let live: i64 = sqlx::query_scalar(&self.sql.batch_delete)
+            .bind(&names)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| map_sqlx_error(Operation::BatchDelete, e))?;
+        Ok(live.unsigned_abs())
+    }
+
+    async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<()> {
+        let ops = self.validator.write_ops(ops)?;
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let mut puts = Vec::new();
+        let mut deletes = Vec::new();
+        for op in &ops {
+            match op {
+                WriteOp::Put(entry) => puts.push(entry),
+                WriteOp::Delete(key) => deletes.push(key.as_str()),
+            }
+        }
+        if puts.is_empty() {
+            let statement = format!("DELETE FROM {} WHERE key = ANY($1)", self.table.sql());
+            return sqlx::query(&statement)
+                .bind(&deletes)
+                .execute(&self.pool)
+                .await
+                .map(drop)
+                .map_err(|e| map_sqlx_error(Operation::WriteBatch, e));
+        }
+        self.write(Operation::WriteBatch, &puts, &deletes).await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &Key,
+        expected: Option<Bytes>,
+        new: Option<Bytes>,
+        options: SetOptions,
+    ) -> Result<bool> {
+        let ttl =
+            ttl_millis(
+                self.validator
+                    .cas(key, expected.as_deref(), new.as_deref(), options)?,
+            );
+        let k = key.as_str();
+        let result = match (&expected, &new) {
+            (None, Some(new)) => {
+                sqlx::query(&self.sql.cas_insert)
+                    .bind(k)
+                    .bind(&new[..])
+                    .bind(ttl)
+                    .execute(&self.pool)
+                    .await
+            }
+            (Some(old), Some(new)) => {
+                sqlx::query(&self.sql.cas_update)
+                    .bind(k)
+                    .bind(&new[..])
+                    .bind(ttl)
+                    .bind(&old[..])
+                    .execute(&self.pool)
+                    .await
+            }
+            (Some(old), None) => {
+                sqlx::query(&self.sql.cas_delete)
+                    .bind(k)
+                    .bind(&old[..])
+                    .execute(&self.pool)
+                    .await
+            }
+            (None, None) => {
+                return sqlx::query_scalar(&self.sql.cas_absent)
+                    .bind(k)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|e| map_sqlx_error(Operation::CompareAndSwap, e));
+            }
+        };
+        let rows = result
+            .map_err(|e| map_sqlx_error(Operation::CompareAndSwap, e))?
+            .rows_affected();
+        Ok(rows == 1)
+    }
+
+    async fn health(&self) -> Result<Health> {
+        let started = Instant::now();
+        let _: i32 = self
+            .read(Operation::Health, || {
+                sqlx::query_scalar("SELECT 1").fetch_one(&self.pool)
+            })
+            .await?;
+        Ok(Health {
+            backend: BACKEND,
+            latency: started.elapsed(),
+        })
+    }
+}

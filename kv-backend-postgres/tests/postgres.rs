@@ -1,0 +1,345 @@
+//! PostgreSQL-specific behaviour: the purge, table handling, chunked
+//! batches, errors.
+
+#![allow(clippy::unwrap_used)] // tests fail by panicking
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use kv_backend_postgres::PostgresStore;
+use kv_core::{Entry, ErrorKind, Key, KvStore, KvStoreExt, ListOptions, SetOptions};
+
+fn key(k: &str) -> Key {
+    Key::new(k).unwrap()
+}
+
+/// A table name of its own for each test.
+fn table(tag: &str) -> String {
+    format!("kvt_{tag}_{}", std::process::id())
+}
+
+async fn count(pool: &sqlx::PgPool, table: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT count(*) FROM \"{table}\""))
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn drop_table(pool: &sqlx::PgPool, table: &str) {
+    sqlx::query(&format!("DROP TABLE IF EXISTS \"{table}\""))
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn purge_deletes_expired_rows_in_chunks_and_keeps_live_ones() {
+    let Some(server) = kv_testkit::postgres().await else {
+        return;
+    };
+    let name = table("purge");
+    let store = PostgresStore::builder()
+        .url(server.url())
+        .table(&name)
+        .purge_interval(None)
+        .connect()
+        .await
+        .unwrap();
+    let mut batch: Vec<Entry> = (0..2500)
+        .map(|i| Entry::new(key(&format!("dead{i:04}")), "x").with_ttl(Duration::from_millis(200)))
+        .collect();
+    batch.extend((0..10).map(|i| Entry::new(key(&format!("live{i}")), "y")));
+    store.batch_set(batch).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        count(store.pool(), &name).await,
+        2510,
+        "expired rows stay until purged"
+    );
+    assert_eq!(
+        store
+            .list("", ListOptions::default())
+            .await
+            .unwrap()
+            .keys
+            .len(),
+        10
+    );
+    assert_eq!(store.purge_expired().await.unwrap(), 2500);
+    assert_eq!(count(store.pool(), &name).await, 10);
+    drop_table(store.pool(), &name).await;
+}
+
+#[tokio::test]
+async fn background_purge_runs_on_its_interval() {
+    let Some(server) = kv_testkit::postgres().await else {
+        return;
+    };
+    let name = table("bgpurge");
+    let store = PostgresStore::builder()
+        .url(server.url())
+        .table(&name)
+        .purge_interval(Some(Duration::from_millis(100)))
+        .connect()
+        .await
+        .unwrap();
+    store
+        .set(
+            &key("gone"),
+            "v".into(),
+            SetOptions::ttl(Duration::from_millis(50)),
+        )
+        .await
+        .unwrap();
+    store
+        .set(&key("kept"), "v".into(), SetOptions::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(count(store.pool(), &name).await, 1);
+    drop_table(store.pool(), &name).await;
+}
+
+#[tokio::test]
+async fn two_tables_are_independent_stores() {
+    let Some(server) = kv_testkit::postgres().await else {
+        return;
+    };
+    let (a_name, b_name) = (table("iso_a"), table("iso_b"));
+    let a = PostgresStore::builder()
+        .url(server.url())
+        .table(&a_name)
+        .connect()
+        .await
+        .unwrap();
+    let b = PostgresStore::builder()
+        .url(server.url())
+        .table(&b_name)
+        .connect()
+        .await
+        .unwrap();
+    a.set(&key("k"), "from a".into(), SetOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(b.get(&key("k")).await.unwrap(), None);
+    b.set(&key("k"), "from b".into(), SetOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        a.get(&key("k")).await.unwrap(),
+        Some(Bytes::from_static(b"from a"))
+    );
+    assert_eq!(a.clear("").await.unwrap(), 1);
+    assert_eq!(
+        b.get(&key("k")).await.unwrap(),
+        Some(Bytes::from_static(b"from b"))
+    );
+    drop_table(a.pool(), &a_name).await;
+    drop_table(a.pool(), &b_name).await;
+}
+
+#[tokio::test]
+async fn hostile_table_and_schema_names_are_rejected_before_any_sql() {
+    let Some(server) = kv_testkit::postgres().await else {
+        return;
+    };
+    for bad in [
+        "kv; DROP TABLE kv_store; --",
+        "kv\"x",
+        "a b",
+        "1kv",
+        "kv.store",
+        "",
+    ] {
+        let err = PostgresStore::builder()
+            .url(server.url())
+            .table(bad)
+            .connect()
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{bad:?}: {err}");
+    }
+    let err = PostgresStore::builder()
+        .url(server.url())
+        .schema("public; --")
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_connects_create_the_table_once() {
+    let Some(server) = kv_testkit::postgres().await else {
+        return;
+    };
+    let name = table("race");
+    let url = server.url().to_owned();
+    let connects = (0..8).map(|_| {
+        let (url, name) = (url.clone(), name.clone());
+        tokio::spawn(async move {
+            PostgresStore::builder()
+                .url(url)
+                .table(name)
+                .max_connections(1)
+                .connect()
+                .await
+        })
+    });
+    let mut stores = Vec::new();
+    for connect in connects {
+        stores.push(
+            connect
+                .await
+                .unwrap()
+                .expect("every concurrent connect succeeds"),
+        );
+    }
+    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE tablename = $1")
+        .bind(&name)
+        .fetch_one(stores[0].pool())
+        .await
+        .unwrap();
+    assert_eq!(tables, 1);
+    drop_table(stores[0].pool(), &name).await;
+}
+
+#[tokio::test]
+async fn a_table_of_another_shape_is_a_config_error() {
+    let Some(server) = kv_testkit::postgres().await else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(server.url()).await.unwrap();
+    let name = table("shape");
+    // A key column in the default collation would list in locale order.
+    sqlx::query(&format!("CREATE TABLE \"{name}\" (key text PRIMARY KEY, value bytea NOT NULL, expires_at timestamptz)"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let err = PostgresStore::builder()
+        .pool(pool.clone())
+        .table(&name)
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert!(err.to_string().contains("COLLATE \"C\""), "{err}");
+    drop_table(&pool, &name).await;
+
+    let missing = PostgresStore::builder()
+        .pool(pool.clone())
+        .table(table("missing"))
+        .create_table(false)
+        .connect();
+    assert_eq!(missing.await.unwrap_err().kind(), ErrorKind::Config);
+}
+
+#[tokio::test]
+async fn an_existing_pool_and_a_schema_can_be_used() {
+    let Some(server) = kv_testkit::postgres().await else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(server.url()).await.unwrap();
+    let schema = format!("kvt_schema_{}", std::process::id());
+    sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let store = PostgresStore::builder()
+        .pool(pool.clone())
+        .schema(&schema)
+        .table("kv")
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(store.table(), format!("{schema}.kv"));
+    store
+        .set(&key("k"), "v".into(), SetOptions::default())
+        .await
+        .unwrap();
+    let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM \"{schema}\".kv"))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .execute(&pool)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_batch_larger_than_one_statement_is_written_in_one_transaction() {
+    let Some(server) = kv_testkit::postgres().await else {
+        return;
+    };
+    let name = table("big");
+    let store = PostgresStore::builder()
+        .url(server.url())
+        .table(&name)
+        .connect()
+        .await
+        .unwrap();
+    // 80 values of 1 MiB: over the 64 MiB a statement carries, so two chunks.
+    let value = Bytes::from(vec![7u8; 1024 * 1024]);
+    let batch: Vec<Entry> = (0..80)
+        .map(|i| Entry::new(key(&format!("big{i:02}")), value.clone()))
+        .collect();
+    store.batch_set(batch).await.unwrap();
+    assert_eq!(count(store.pool(), &name).await, 80);
+    let got = store
+        .batch_get(&[key("big00"), key("big79")])
+        .await
+        .unwrap();
+    assert!(got.iter().all(|v| v.as_ref() == Some(&value)));
+    drop_table(store.pool(), &name).await;
+}
+
+#[tokio::test]
+async fn refused_connections_are_temporary_and_hide_the_password() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://kv:hunter2@127.0.0.1:{port}/kv");
+    let err = PostgresStore::builder()
+        .url(&url)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.is_temporary());
+    assert!(!format!("{err} {err:?}").contains("hunter2"));
+}
+
+#[tokio::test]
+async fn bad_urls_are_config_errors() {
+    for url in ["mysql://h/db", "postgres://h:notaport/db", "not a url", ""] {
+        let err = PostgresStore::connect(url).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{url}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn debug_shows_the_table_not_the_password() {
+    let Some(server) = kv_testkit::postgres().await else {
+        return;
+    };
+    let url = server
+        .url()
+        .replacen("postgres://postgres@", "postgres://postgres:hunter2@", 1);
+    let store = PostgresStore::builder()
+        .url(&url)
+        .table(table("debug"))
+        .connect()
+        .await
+        .unwrap();
+    let shown = format!("{store:?}");
+    assert!(
+        shown.contains("kvt_debug") && !shown.contains("hunter2"),
+        "{shown}"
+    );
+    drop_table(store.pool(), &store.table()).await;
+}

@@ -1,0 +1,94 @@
+//! Surviving a PostgreSQL restart and terminated connections. Its own test
+//! binary: it restarts the server this process shares and kills sessions.
+
+#![allow(clippy::unwrap_used)] // tests fail by panicking
+
+use std::time::Duration;
+
+use kv_backend_postgres::PostgresStore;
+use kv_core::{Entry, ErrorKind, Key, KvStore, SetOptions};
+
+fn key(k: &str) -> Key {
+    Key::new(k).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_survives_a_restart_and_terminated_sessions() {
+    let Some(server) = kv_testkit::postgres().await else {
+        return;
+    };
+    let store = PostgresStore::builder()
+        .url(server.url())
+        .table("kv_restart")
+        .purge_interval(None)
+        .connect()
+        .await
+        .unwrap();
+    store
+        .set(&key("before"), "1".into(), SetOptions::default())
+        .await
+        .unwrap();
+
+    // 1. The server restarts (fast shutdown; the data dir is kept).
+    server.restart().expect("restart the local postgres");
+    // The pool tests connections before use and reads retry once: the first
+    // call after the restart answers.
+    assert_eq!(
+        store.get(&key("before")).await.unwrap().as_deref(),
+        Some(&b"1"[..])
+    );
+    store
+        .set(&key("after"), "2".into(), SetOptions::default())
+        .await
+        .unwrap();
+
+    // 2. Every session of the store is terminated while batches are written
+    // (each batch is one statement, so one transaction). A batch applies whole
+    // or not at all, failures are temporary, and the store carries on.
+    let admin = sqlx::PgPool::connect(server.url()).await.unwrap();
+    let keys: Vec<Key> = (0..300).map(|i| key(&format!("gen:{i:03}"))).collect();
+    let writer = {
+        let (store, keys) = (store.clone(), keys.clone());
+        tokio::spawn(async move {
+            let mut failed = 0;
+            for generation in 0..150u32 {
+                let batch = keys
+                    .iter()
+                    .map(|k| Entry::new(k.clone(), generation.to_string()))
+                    .collect();
+                if let Err(e) = store.batch_set(batch).await {
+                    assert!(
+                        matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Backend),
+                        "{e}"
+                    );
+                    assert!(e.is_temporary(), "{e} ({:?})", e.kind());
+                    failed += 1;
+                }
+            }
+            failed
+        })
+    };
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = 'kv' AND pid <> pg_backend_pid()",
+        )
+        .execute(&admin)
+        .await
+        .unwrap();
+    }
+    let failed = writer.await.unwrap();
+    let values = store.batch_get(&keys).await.unwrap();
+    let first = values[0].clone();
+    assert!(first.is_some());
+    assert!(
+        values.iter().all(|v| *v == first),
+        "a batch was applied in part ({failed} failed)"
+    );
+    store
+        .set(&key("final"), "ok".into(), SetOptions::default())
+        .await
+        .unwrap();
+    println!("{failed} batch(es) failed with a temporary error while sessions were terminated");
+}
