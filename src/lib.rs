@@ -33,7 +33,7 @@
 //! | `memory://` | in-process, the reference implementation | `memory` (default) | available |
 //! | `redis://`, `rediss://` | Redis ([`redis`] module) | `redis` | available |
 //! | `postgres://`, `postgresql://` | PostgreSQL ([`postgres`] module) | `postgres` | available |
-//! | `rocksdb:///abs/path`, `rocksdb://./rel/path` | RocksDB (embedded) | `rocksdb` | planned |
+//! | `rocksdb:///abs/path`, `rocksdb://./rel/path` | RocksDB, embedded ([`rocksdb`] module) | `rocksdb` | available |
 //! | `etcd://host:port[,host:port]` | etcd | `etcd` | planned |
 //! | `mongodb://`, `mongodb+srv://` | MongoDB | `mongo` | planned |
 #![forbid(unsafe_code)]
@@ -57,6 +57,14 @@ pub mod redis {
 #[cfg(feature = "postgres")]
 pub mod postgres {
     pub use kv_backend_postgres::*;
+}
+
+/// The embedded RocksDB backend (feature `rocksdb`):
+/// [`RocksDbStore`](rocksdb::RocksDbStore), its builder and config, and the
+/// `rocksdb` crate itself.
+#[cfg(feature = "rocksdb")]
+pub mod rocksdb {
+    pub use kv_backend_rocksdb::*;
 }
 
 /// Connects to the backend the URL's scheme names and returns the typed
@@ -90,7 +98,7 @@ pub async fn connect_store(url: &str) -> Result<Arc<dyn KvStore>> {
         "memory" => memory(url),
         "redis" | "rediss" => redis(&scheme, url).await,
         "postgres" | "postgresql" => postgres(&scheme, url).await,
-        "rocksdb" => Err(feature_off(&scheme, "rocksdb")),
+        "rocksdb" => rocksdb(&scheme, url).await,
         "etcd" => Err(feature_off(&scheme, "etcd")),
         "mongodb" | "mongodb+srv" => Err(feature_off(&scheme, "mongo")),
         _ => Err(config_error(format!(
@@ -149,6 +157,22 @@ async fn postgres(_scheme: &str, url: &str) -> Result<Arc<dyn KvStore>> {
 #[cfg(not(feature = "postgres"))]
 async fn postgres(scheme: &str, _url: &str) -> Result<Arc<dyn KvStore>> {
     Err(feature_off(scheme, "postgres"))
+}
+
+#[cfg(feature = "rocksdb")]
+async fn rocksdb(_scheme: &str, url: &str) -> Result<Arc<dyn KvStore>> {
+    // The URL's scheme may be upper case; the backend expects rocksdb://.
+    let rest = url.split_once("://").map_or("", |(_, rest)| rest);
+    Ok(
+        kv_backend_rocksdb::RocksDbStore::open_url(&format!("rocksdb://{rest}"))
+            .await?
+            .into_dyn(),
+    )
+}
+
+#[cfg(not(feature = "rocksdb"))]
+async fn rocksdb(scheme: &str, _url: &str) -> Result<Arc<dyn KvStore>> {
+    Err(feature_off(scheme, "rocksdb"))
 }
 
 #[cfg(feature = "memory")]

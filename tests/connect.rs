@@ -44,11 +44,13 @@ async fn missing_scheme_is_config_error() {
 #[tokio::test]
 async fn backend_without_its_feature_names_the_feature() {
     let mut cases = vec![
-        ("rocksdb:///tmp/x", "rocksdb"),
         ("etcd://127.0.0.1:2379", "etcd"),
         ("mongodb://h", "mongo"),
         ("mongodb+srv://h", "mongo"),
     ];
+    if cfg!(not(feature = "rocksdb")) {
+        cases.push(("rocksdb:///tmp/x", "rocksdb"));
+    }
     if cfg!(not(feature = "postgres")) {
         cases.extend([
             ("postgres://u@h/db", "postgres"),
@@ -117,4 +119,21 @@ async fn postgres_url_gives_a_working_client() {
     );
     assert_eq!(kv.store().backend(), "postgres");
     assert_eq!(kv.clear().await.unwrap(), 2);
+}
+
+#[cfg(feature = "rocksdb")]
+#[tokio::test]
+async fn rocksdb_url_opens_an_embedded_database_that_persists() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("rocksdb://{}", dir.path().join("db").display());
+    {
+        let kv = kv::connect(&url).await.unwrap();
+        kv.batch_set([("a", 1), ("b", 2)]).await.unwrap();
+        assert_eq!(kv.store().backend(), "rocksdb");
+    }
+    let kv = kv::connect(&url).await.unwrap();
+    assert_eq!(
+        kv.batch_get::<i32, _>(["b", "a", "c"]).await.unwrap(),
+        [Some(2), Some(1), None]
+    );
 }

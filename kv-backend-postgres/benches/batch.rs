@@ -18,8 +18,8 @@
 
 use bytes::Bytes;
 use kv_backend_postgres::PostgresStore;
-use kv_core::{Entry, Key, KvStore, SetOptions};
-use kv_testkit::bench::{keys_per_sec, quick, race, ratio};
+use kv_core::{Entry, Key, KvStore};
+use kv_testkit::bench::{batch_against_single_calls, quick, race, report_row};
 use sqlx::PgPool;
 
 const VALUE_BYTES: usize = 1024;
@@ -99,7 +99,7 @@ async fn run(url: &str, quick: bool) {
             ],
         )
         .await;
-        report("batch_set", size, ops, kv, hand);
+        report_row("batch_set", size, ops, kv, hand);
 
         let [kv, hand] = race(
             rounds,
@@ -128,7 +128,7 @@ async fn run(url: &str, quick: bool) {
             ],
         )
         .await;
-        report("batch_get", size, ops, kv, hand);
+        report_row("batch_get", size, ops, kv, hand);
 
         // After the first call the keys are gone: both sides then delete
         // absent keys, the same work.
@@ -153,72 +153,15 @@ async fn run(url: &str, quick: bool) {
             ],
         )
         .await;
-        report("batch_delete", size, ops, kv, hand);
+        report_row("batch_delete", size, ops, kv, hand);
     }
 
     let keys: Vec<Key> = (0..100)
         .map(|i| Key::new(format!("bench:{i:05}")).unwrap())
         .collect();
-    let entries: Vec<Entry> = keys
-        .iter()
-        .map(|k| Entry::new(k.clone(), value.clone()))
-        .collect();
-    let ops = if quick { 5 } else { 20 };
-    let [batch_set, single_set, batch_get, single_get] = race(
-        rounds,
-        ops,
-        [
-            &|| Box::pin(async { store.batch_set(entries.clone()).await.unwrap() }),
-            &|| {
-                Box::pin(async {
-                    for k in &keys {
-                        store
-                            .set(k, value.clone(), SetOptions::default())
-                            .await
-                            .unwrap();
-                    }
-                })
-            },
-            &|| {
-                Box::pin(async {
-                    store.batch_get(&keys).await.unwrap();
-                })
-            },
-            &|| {
-                Box::pin(async {
-                    for k in &keys {
-                        store.get(k).await.unwrap();
-                    }
-                })
-            },
-        ],
-    )
-    .await;
-    println!();
-    println!("| 100 keys through kv | one batch | 100 single calls | batch speedup |");
-    println!("|---|---:|---:|---:|");
-    for (name, batch, single) in [
-        ("set", batch_set, single_set),
-        ("get", batch_get, single_get),
-    ] {
-        println!(
-            "| {name} | {:.0} keys/s | {:.0} keys/s | {:.1}x |",
-            keys_per_sec(100, ops, batch),
-            keys_per_sec(100, ops, single),
-            ratio(single, batch)
-        );
-    }
+    batch_against_single_calls(&store, &keys, &value, rounds, if quick { 5 } else { 20 }).await;
     sqlx::query(&format!("DROP TABLE \"{TABLE}\""))
         .execute(&pool)
         .await
         .unwrap();
-}
-
-fn report(op: &str, size: usize, ops: usize, kv: std::time::Duration, hand: std::time::Duration) {
-    println!(
-        "| {op} | {size} | {:.0} | {:.0} | {:.3} |",
-        keys_per_sec(size, ops, kv),
-        keys_per_sec(size, ops, hand),
-        ratio(kv, hand),
-    );
 }

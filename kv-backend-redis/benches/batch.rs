@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kv_backend_redis::RedisStore;
-use kv_core::{Entry, Key, KvStore, SetOptions};
-use kv_testkit::bench::{keys_per_sec, quick, race, ratio};
+use kv_core::{Entry, Key, KvStore};
+use kv_testkit::bench::{batch_against_single_calls, keys_per_sec, quick, race, ratio};
 use redis::aio::ConnectionManager;
 
 const VALUE_BYTES: usize = 1024;
@@ -189,56 +189,14 @@ async fn run(url: &str, quick: bool) {
     let keys: Vec<Key> = (0..100)
         .map(|i| Key::new(format!("bench:{i:05}")).unwrap())
         .collect();
-    let entries: Vec<Entry> = keys
-        .iter()
-        .map(|k| Entry::new(k.clone(), value.clone()))
-        .collect();
-    let ops = if quick { 20 } else { 100 };
-    let [batch_set, single_set, batch_get, single_get] = race(
+    batch_against_single_calls(
+        &setup.store,
+        &keys,
+        &value,
         rounds,
-        ops,
-        [
-            &|| Box::pin(async { setup.store.batch_set(entries.clone()).await.unwrap() }),
-            &|| {
-                Box::pin(async {
-                    for k in &keys {
-                        setup
-                            .store
-                            .set(k, value.clone(), SetOptions::default())
-                            .await
-                            .unwrap();
-                    }
-                })
-            },
-            &|| {
-                Box::pin(async {
-                    setup.store.batch_get(&keys).await.unwrap();
-                })
-            },
-            &|| {
-                Box::pin(async {
-                    for k in &keys {
-                        setup.store.get(k).await.unwrap();
-                    }
-                })
-            },
-        ],
+        if quick { 20 } else { 100 },
     )
     .await;
-    println!();
-    println!("| 100 keys through kv | one batch | 100 single calls | batch speedup |");
-    println!("|---|---:|---:|---:|");
-    for (name, batch, single) in [
-        ("set", batch_set, single_set),
-        ("get", batch_get, single_get),
-    ] {
-        println!(
-            "| {name} | {:.0} keys/s | {:.0} keys/s | {:.1}x |",
-            keys_per_sec(100, ops, batch),
-            keys_per_sec(100, ops, single),
-            ratio(single, batch)
-        );
-    }
     setup.store.batch_delete(&keys).await.unwrap();
     let _: u64 = redis::cmd("DEL")
         .arg(INDEX)

@@ -59,3 +59,72 @@ pub fn ratio(kv: Duration, other: Duration) -> f64 {
 pub fn quick() -> bool {
     std::env::var("KV_BENCH_QUICK").is_ok_and(|v| v == "1")
 }
+
+/// Prints one result row `| op | batch | kv keys/s | hand keys/s | kv/hand |`.
+pub fn report_row(op: &str, size: usize, ops: usize, kv: Duration, hand: Duration) {
+    println!(
+        "| {op} | {size} | {:.0} | {:.0} | {:.3} |",
+        keys_per_sec(size, ops, kv),
+        keys_per_sec(size, ops, hand),
+        ratio(kv, hand),
+    );
+}
+
+/// Times one `batch_set`/`batch_get` of `keys` through `store` against the
+/// same keys written and read with single `set`/`get` calls, and prints the
+/// table. The same for every backend: it uses only the `KvStore` API.
+pub async fn batch_against_single_calls(
+    store: &dyn kv_core::KvStore,
+    keys: &[kv_core::Key],
+    value: &bytes::Bytes,
+    rounds: usize,
+    ops: usize,
+) {
+    use kv_core::{Entry, SetOptions};
+
+    let entries: Vec<Entry> = keys
+        .iter()
+        .map(|k| Entry::new(k.clone(), value.clone()))
+        .collect();
+    let [batch_set, single_set, batch_get, single_get] = race(
+        rounds,
+        ops,
+        [
+            &|| Box::pin(async { store.batch_set(entries.clone()).await.expect("batch_set") }),
+            &|| {
+                Box::pin(async {
+                    for k in keys {
+                        store
+                            .set(k, value.clone(), SetOptions::default())
+                            .await
+                            .expect("set");
+                    }
+                })
+            },
+            &|| Box::pin(async { drop(store.batch_get(keys).await.expect("batch_get")) }),
+            &|| {
+                Box::pin(async {
+                    for k in keys {
+                        drop(store.get(k).await.expect("get"));
+                    }
+                })
+            },
+        ],
+    )
+    .await;
+    let n = keys.len();
+    println!();
+    println!("| {n} keys through kv | one batch | {n} single calls | batch speedup |");
+    println!("|---|---:|---:|---:|");
+    for (name, batch, single) in [
+        ("set", batch_set, single_set),
+        ("get", batch_get, single_get),
+    ] {
+        println!(
+            "| {name} | {:.0} keys/s | {:.0} keys/s | {:.1}x |",
+            keys_per_sec(n, ops, batch),
+            keys_per_sec(n, ops, single),
+            ratio(single, batch)
+        );
+    }
+}

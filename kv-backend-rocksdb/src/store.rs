@@ -1,0 +1,609 @@
+//! [`RocksDbStore`]: the `KvStore` implementation.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use kv_core::{
+    Capabilities, Entry, Error, ErrorKind, Health, Key, KvStore, ListOptions, MAX_KEY_BYTES,
+    Operation, Page, Result, SetOptions, Validator, WriteOp, prefix_successor,
+};
+use rocksdb::compaction_filter::Decision;
+use rocksdb::{
+    BlockBasedOptions, Cache, DB, DBCompressionType, Direction, IteratorMode, Options, ReadOptions,
+    WriteBatch, WriteOptions,
+};
+
+use crate::config::{Compression, RocksDbConfig};
+use crate::error::{BACKEND, map_rocksdb_error};
+use crate::value::{self, Malformed, now_millis};
+
+/// The largest value: 256 MiB (values travel whole through a WriteBatch).
+pub const MAX_VALUE_BYTES: usize = 256 * 1024 * 1024;
+
+/// How many locks the key space is striped over.
+const STRIPES: usize = 64;
+
+/// The embedded RocksDB backend: a database directory, atomic WriteBatches,
+/// snapshot `multi_get`, expiry by compaction filter.
+///
+/// Every call runs on Tokio's blocking pool (`spawn_blocking`), so the
+/// runtime's workers never wait on disk. Cheap to clone; the database
+/// closes when the last clone is dropped.
+///
+/// ```no_run
+/// use kv_backend_rocksdb::RocksDbStore;
+/// use kv_core::Kv;
+///
+/// # async fn demo() -> kv_core::Result<()> {
+/// let store = RocksDbStore::builder("/var/lib/myapp/kv").sync_writes(true).open().await?;
+/// let kv = Kv::new(store.into_dyn());
+/// kv.batch_set([("a", 1), ("b", 2)]).await?; // one WriteBatch
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RocksDbStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    // Dropped first: the database closes before a temporary directory is
+    // removed.
+    db: DB,
+    path: PathBuf,
+    write: WriteOptions,
+    stripes: Vec<Mutex<()>>,
+    validator: Validator,
+    _temporary: Option<TemporaryDir>,
+}
+
+/// Removes a temporary database's directory when dropped.
+struct TemporaryDir(PathBuf);
+
+impl Drop for TemporaryDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Builds a [`RocksDbStore`].
+#[derive(Debug, Clone)]
+pub struct RocksDbStoreBuilder {
+    config: RocksDbConfig,
+    temporary: bool,
+}
+
+impl RocksDbStoreBuilder {
+    /// Whether to create the database when missing (default `true`).
+    pub fn create_if_missing(mut self, create: bool) -> Self {
+        self.config.create_if_missing = create;
+        self
+    }
+
+    /// SST block compression (default LZ4).
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.config.compression = compression;
+        self
+    }
+
+    /// Sync the write-ahead log on every write (default `true`, durable).
+    pub fn sync_writes(mut self, sync: bool) -> Self {
+        self.config.sync_writes = sync;
+        self
+    }
+
+    /// The block cache size in bytes (default 64 MiB).
+    pub fn block_cache_bytes(mut self, bytes: usize) -> Self {
+        self.config.block_cache_bytes = bytes;
+        self
+    }
+
+    /// Opens (or creates) the database on the blocking pool.
+    ///
+    /// # Errors
+    ///
+    /// `Unavailable` naming the path when another process (or this one)
+    /// has it open; `Config` when it is missing and `create_if_missing` is
+    /// off; `Backend` for other RocksDB errors.
+    pub async fn open(self) -> Result<RocksDbStore> {
+        tokio::task::spawn_blocking(move || self.open_blocking())
+            .await
+            .map_err(|e| join_error(Operation::Connect, e))?
+    }
+
+    /// [`RocksDbStoreBuilder::open`] for synchronous code.
+    ///
+    /// # Errors
+    ///
+    /// As [`RocksDbStoreBuilder::open`].
+    pub fn open_blocking(self) -> Result<RocksDbStore> {
+        let config = &self.config;
+        let mut options = Options::default();
+        options.create_if_missing(config.create_if_missing);
+        options.set_compression_type(match config.compression {
+            Compression::None => DBCompressionType::None,
+            Compression::Lz4 => DBCompressionType::Lz4,
+            Compression::Zstd => DBCompressionType::Zstd,
+        });
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&Cache::new_lru_cache(config.block_cache_bytes));
+        options.set_block_based_table_factory(&table);
+        options.set_compaction_filter("kv-expiry", |_level: u32, _key: &[u8], stored: &[u8]| {
+            if value::expired(stored, now_millis()) {
+                Decision::Remove
+            } else {
+                Decision::Keep
+            }
+        });
+        if config.periodic_compaction_secs > 0 {
+            options.set_periodic_compaction_seconds(config.periodic_compaction_secs);
+        }
+        let db = DB::open(&options, &config.path)
+            .map_err(|e| map_rocksdb_error(Operation::Connect, &config.path, e))?;
+        let mut write = WriteOptions::default();
+        write.set_sync(config.sync_writes);
+        Ok(RocksDbStore {
+            inner: Arc::new(Inner {
+                db,
+                path: config.path.clone(),
+                write,
+                stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+                validator: Validator::new(BACKEND, capabilities()),
+                _temporary: self.temporary.then(|| TemporaryDir(config.path.clone())),
+            }),
+        })
+    }
+}
+
+fn join_error(op: Operation, err: tokio::task::JoinError) -> Error {
+    Error::new(ErrorKind::Backend, BACKEND, op)
+        .with_message("the blocking RocksDB call did not complete")
+        .with_source(err)
+}
+
+/// What RocksDB promises through this store.
+fn capabilities() -> Capabilities {
+    Capabilities {
+        atomic_batch: true,
+        // A WriteBatch of any size is atomic.
+        max_batch_ops: None,
+        max_key_bytes: MAX_KEY_BYTES,
+        max_value_bytes: MAX_VALUE_BYTES,
+        ttl: true,
+        cas: true,
+        ordered_list: true,
+        snapshot_batch_get: true,
+        persistent: true,
+    }
+}
+
+impl RocksDbStore {
+    /// A builder for the database at `path`.
+    pub fn builder(path: impl Into<PathBuf>) -> RocksDbStoreBuilder {
+        RocksDbStoreBuilder {
+            config: RocksDbConfig {
+                path: path.into(),
+                ..RocksDbConfig::default()
+            },
+            temporary: false,
+        }
+    }
+
+    /// Opens with a deserialized [`RocksDbConfig`].
+    ///
+    /// # Errors
+    ///
+    /// As [`RocksDbStoreBuilder::open`].
+    pub async fn from_config(config: RocksDbConfig) -> Result<Self> {
+        RocksDbStoreBuilder {
+            config,
+            temporary: false,
+        }
+        .open()
+        .await
+    }
+
+    /// Opens the database a `rocksdb://` URL names (see
+    /// [`RocksDbConfig::from_url`]).
+    ///
+    /// # Errors
+    ///
+    /// `Config` for a bad URL; as [`RocksDbStoreBuilder::open`].
+    pub async fn open_url(url: &str) -> Result<Self> {
+        Self::from_config(RocksDbConfig::from_url(url)?).await
+    }
+
+    /// A fresh database in a new directory under the system temp dir, with
+    /// sync writes off, removed when the last clone is dropped. For tests
+    /// and caches.
+    ///
+    /// # Errors
+    ///
+    /// As [`RocksDbStoreBuilder::open`].
+    pub async fn temporary() -> Result<Self> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "kv-rocksdb-{}-{}-{}",
+            std::process::id(),
+            now_millis(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let mut builder = Self::builder(path).sync_writes(false);
+        builder.temporary = true;
+        builder.open().await
+    }
+
+    /// This store as `Arc<dyn KvStore>`.
+    pub fn into_dyn(self) -> Arc<dyn KvStore> {
+        Arc::new(self)
+    }
+
+    /// The database directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The RocksDB handle, for reads of your own (values carry kv's expiry
+    /// header; write through the store).
+    pub fn db(&self) -> &DB {
+        &self.inner.db
+    }
+
+    /// Compacts the whole key range now, which drops expired values from
+    /// disk (RocksDB also does this on its own as files are compacted).
+    ///
+    /// # Errors
+    ///
+    /// When the blocking call fails.
+    pub async fn compact(&self) -> Result<()> {
+        self.run(Operation::Maintenance, |inner| {
+            inner.db.compact_range::<&[u8], &[u8]>(None, None);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Runs `f` on the blocking pool.
+    async fn run<T, F>(&self, op: Operation, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|e| join_error(op, e))?
+    }
+}
+
+impl Inner {
+    fn error(&self, op: Operation, err: rocksdb::Error) -> Error {
+        map_rocksdb_error(op, &self.path, err)
+    }
+
+    /// Locks the stripes of `keys` in ascending order (no deadlocks).
+    /// Every write holds the locks of its keys, so a read-then-write
+    /// (CAS, counting deletes) sees no other writer in between.
+    fn lock<'a>(&'a self, keys: impl Iterator<Item = &'a Key>) -> Vec<MutexGuard<'a, ()>> {
+        let mut stripes: Vec<usize> = keys.map(|k| stripe(k.as_bytes())).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        // A panic while holding a stripe cannot corrupt anything the lock guards.
+        stripes
+            .into_iter()
+            .map(|i| {
+                self.stripes[i]
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+            })
+            .collect()
+    }
+
+    /// The live value of `key` now.
+    fn live(&self, op: Operation, key: &Key, now: u64) -> Result<Option<Bytes>> {
+        match self
+            .db
+            .get_pinned(key.as_bytes())
+            .map_err(|e| self.error(op, e))?
+        {
+            Some(stored) => decoded(op, key, &stored, now).map(|v| v.map(Bytes::copy_from_slice)),
+            None => Ok(None),
+        }
+    }
+
+    fn write(&self, op: Operation, batch: WriteBatch) -> Result<()> {
+        self.db
+            .write_opt(batch, &self.write)
+            .map_err(|e| self.error(op, e))
+    }
+}
+
+/// FNV-1a over the key: a stable stripe index.
+fn stripe(key: &[u8]) -> usize {
+    let hash = key.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    });
+    (hash % STRIPES as u64) as usize
+}
+
+/// Decodes a stored value; a value not in kv's format is an error naming
+/// the key, never `None`.
+fn decoded<'a>(op: Operation, key: &Key, stored: &'a [u8], now: u64) -> Result<Option<&'a [u8]>> {
+    value::decode(stored, now).map_err(|Malformed| {
+        Error::new(ErrorKind::Backend, BACKEND, op)
+            .with_key(key.as_str())
+            .with_message("the stored value is not in kv's format (written by another program?)")
+    })
+}
+
+fn put(batch: &mut WriteBatch, entry: &Entry, now: u64) {
+    batch.put(
+        entry.key.as_bytes(),
+        value::encode(&entry.value, entry.ttl, now),
+    );
+}
+
+impl fmt::Debug for RocksDbStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RocksDbStore")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl KvStore for RocksDbStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.validator.capabilities()
+    }
+
+    async fn get(&self, key: &Key) -> Result<Option<Bytes>> {
+        let key = key.clone();
+        self.run(Operation::Get, move |inner| {
+            inner.live(Operation::Get, &key, now_millis())
+        })
+        .await
+    }
+
+    async fn set(&self, key: &Key, value: Bytes, options: SetOptions) -> Result<()> {
+        let ttl = self.inner.validator.set(key, &value, options)?;
+        let entry = Entry {
+            key: key.clone(),
+            value,
+            ttl,
+        };
+        self.run(Operation::Set, move |inner| {
+            let _locks = inner.lock(std::iter::once(&entry.key));
+            let mut batch = WriteBatch::default();
+            put(&mut batch, &entry, now_millis());
+            inner.write(Operation::Set, batch)
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &Key) -> Result<bool> {
+        let key = key.clone();
+        self.run(Operation::Delete, move |inner| {
+            let op = Operation::Delete;
+            let _locks = inner.lock(std::iter::once(&key));
+            let was_live = inner.live(op, &key, now_millis())?.is_some();
+            let mut batch = WriteBatch::default();
+            batch.delete(key.as_bytes());
+            inner.write(op, batch)?;
+            Ok(was_live)
+        })
+        .await
+    }
+
+    async fn exists(&self, key: &Key) -> Result<bool> {
+        let key = key.clone();
+        self.run(Operation::Exists, move |inner| {
+            Ok(inner.live(Operation::Exists, &key, now_millis())?.is_some())
+        })
+        .await
+    }
+
+    async fn list(&self, prefix: &str, options: ListOptions) -> Result<Page> {
+        let range = self.inner.validator.list(prefix, &options)?;
+        if range.exhausted {
+            return Ok(Page::default());
+        }
+        self.run(Operation::List, move |inner| {
+            let op = Operation::List;
+            let mut read = ReadOptions::default();
+            if let Some(end) = prefix_successor(range.prefix.as_bytes()) {
+                read.set_iterate_upper_bound(end);
+            }
+            let (lower, inclusive) = range.lower();
+            let now = now_millis();
+            let want = range.limit.saturating_add(1);
+            let mut keys = Vec::new();
+            for item in inner
+                .db
+                .iterator_opt(IteratorMode::From(lower, Direction::Forward), read)
+            {
+                let (raw_key, stored) = item.map_err(|e| inner.error(op, e))?;
+                if !inclusive && &raw_key[..] == lower {
+                    continue;
+                }
+                let key = std::str::from_utf8(&raw_key)
+                    .ok()
+                    .and_then(|k| Key::new(k).ok())
+                    .ok_or_else(|| {
+                        Error::new(ErrorKind::Backend, BACKEND, op)
+                            .with_message("the database holds a key that is not a valid kv key")
+                    })?;
+                if decoded(op, &key, &stored, now)?.is_some() {
+                    keys.push(key);
+                    if keys.len() == want {
+                        break;
+                    }
+                }
+            }
+            Ok(Page::from_fetched(keys, range.limit))
+        })
+        .await
+    }
+
+    async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.inner
+            .validator
+            .check_batch_keys(Operation::BatchGet, keys)?;
+        let keys = keys.to_vec();
+        self.run(Operation::BatchGet, move |inner| {
+            let op = Operation::BatchGet;
+            let now = now_millis();
+            let snapshot = inner.db.snapshot();
+            let found = snapshot.multi_get(keys.iter().map(Key::as_bytes));
+            keys.iter()
+                .zip(found)
+                .map(
+                    |(key, stored)| match stored.map_err(|e| inner.error(op, e))? {
+                        Some(stored) => {
+                            Ok(decoded(op, key, &stored, now)?.map(Bytes::copy_from_slice))
+                        }
+                        None => Ok(None),
+                    },
+                )
+                .collect()
+        })
+        .await
+    }
+
+    async fn batch_set(&self, entries: Vec<Entry>) -> Result<()> {
+        let entries = self.inner.validator.entries(entries)?;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.run(Operation::BatchSet, move |inner| {
+            let _locks = inner.lock(entries.iter().map(|e| &e.key));
+            let now = now_millis();
+            let mut batch = WriteBatch::default();
+            for entry in &entries {
+                put(&mut batch, entry, now);
+            }
+            inner.write(Operation::BatchSet, batch)
+        })
+        .await
+    }
+
+    async fn batch_delete(&self, keys: &[Key]) -> Result<u64> {
+        let keys = self
+            .inner
+            .validator
+            .distinct_keys(Operation::BatchDelete, keys)?;
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        self.run(Operation::BatchDelete, move |inner| {
+            let op = Operation::BatchDelete;
+            // Under the keys' locks no other writer can change them between
+            // the count and the delete: the count is exact.
+            let _locks = inner.lock(keys.iter());
+            let now = now_millis();
+            let mut live = 0;
+            for (key, stored) in keys
+                .iter()
+                .zip(inner.db.multi_get(keys.iter().map(Key::as_bytes)))
+            {
+                if let Some(stored) = stored.map_err(|e| inner.error(op, e))? {
+                    live += u64::from(decoded(op, key, &stored, now)?.is_some());
+                }
+            }
+            let mut batch = WriteBatch::default();
+            for key in &keys {
+                batch.delete(key.as_bytes());
+            }
+            inner.write(op, batch)?;
+            Ok(live)
+        })
+        .await
+    }
+
+    async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<()> {
+        let ops = self.inner.validator.write_ops(ops)?;
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.run(Operation::WriteBatch, move |inner| {
+            let _locks = inner.lock(ops.iter().map(WriteOp::key));
+            let now = now_millis();
+            let mut batch = WriteBatch::default();
+            for op in &ops {
+                match op {
+                    WriteOp::Put(entry) => put(&mut batch, entry, now),
+                    WriteOp::Delete(key) => batch.delete(key.as_bytes()),
+                }
+            }
+            inner.write(Operation::WriteBatch, batch)
+        })
+        .await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &Key,
+        expected: Option<Bytes>,
+        new: Option<Bytes>,
+        options: SetOptions,
+    ) -> Result<bool> {
+        let ttl = self
+            .inner
+            .validator
+            .cas(key, expected.as_deref(), new.as_deref(), options)?;
+        let key = key.clone();
+        self.run(Operation::CompareAndSwap, move |inner| {
+            let op = Operation::CompareAndSwap;
+            let _locks = inner.lock(std::iter::once(&key));
+            let now = now_millis();
+            if inner.live(op, &key, now)? != expected {
+                return Ok(false);
+            }
+            let mut batch = WriteBatch::default();
+            match new {
+                Some(value) => put(
+                    &mut batch,
+                    &Entry {
+                        key: key.clone(),
+                        value,
+                        ttl,
+                    },
+                    now,
+                ),
+                None => batch.delete(key.as_bytes()),
+            }
+            inner.write(op, batch)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn health(&self) -> Result<Health> {
+        let started = Instant::now();
+        self.run(Operation::Health, |inner| {
+            inner
+                .db
+                .property_int_value("rocksdb.estimate-num-keys")
+                .map(drop)
+                .map_err(|e| inner.error(Operation::Health, e))
+        })
+        .await?;
+        Ok(Health {
+            backend: BACKEND,
+            latency: started.elapsed(),
+        })
+    }
+}

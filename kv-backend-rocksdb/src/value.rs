@@ -1,0 +1,90 @@
+//! The stored value format: a one-byte header, an optional expiry, the value.
+//!
+//! ```text
+//! 0x00 value...                  no TTL
+//! 0x01 expires_at:u64be value... expires at that Unix time in milliseconds
+//! ```
+//!
+//! The expiry is wall-clock time, so it survives restarts. Reads compare it
+//! with the clock and treat an expired value as absent; the compaction
+//! filter drops expired values from disk.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const PLAIN: u8 = 0;
+const EXPIRING: u8 = 1;
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The stored form of `value`, expiring `ttl` from `now`.
+pub(crate) fn encode(value: &[u8], ttl: Option<Duration>, now: u64) -> Vec<u8> {
+    match ttl {
+        None => {
+            let mut out = Vec::with_capacity(1 + value.len());
+            out.push(PLAIN);
+            out.extend_from_slice(value);
+            out
+        }
+        Some(ttl) => {
+            let at = now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+            let mut out = Vec::with_capacity(9 + value.len());
+            out.push(EXPIRING);
+            out.extend_from_slice(&at.to_be_bytes());
+            out.extend_from_slice(value);
+            out
+        }
+    }
+}
+
+/// A stored value that is not in this format (written by another program,
+/// or corrupted).
+#[derive(Debug)]
+pub(crate) struct Malformed;
+
+/// The live value in `stored`, or `None` when it has expired at `now`.
+pub(crate) fn decode(stored: &[u8], now: u64) -> Result<Option<&[u8]>, Malformed> {
+    match stored.split_first() {
+        Some((&PLAIN, value)) => Ok(Some(value)),
+        Some((&EXPIRING, rest)) if rest.len() >= 8 => {
+            let (at, value) = rest.split_at(8);
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(at);
+            Ok((u64::from_be_bytes(bytes) > now).then_some(value))
+        }
+        _ => Err(Malformed),
+    }
+}
+
+/// Whether the compaction filter may drop `stored` at `now`. Malformed
+/// values are kept: they are not ours to delete.
+pub(crate) fn expired(stored: &[u8], now: u64) -> bool {
+    matches!(decode(stored, now), Ok(None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_with_and_without_expiry() {
+        let plain = encode(b"abc", None, 1000);
+        assert_eq!(decode(&plain, u64::MAX).unwrap(), Some(&b"abc"[..]));
+        let expiring = encode(b"", Some(Duration::from_millis(5)), 1000);
+        assert_eq!(decode(&expiring, 1004).unwrap(), Some(&b""[..]));
+        assert_eq!(decode(&expiring, 1005).unwrap(), None);
+        assert!(expired(&expiring, 1005) && !expired(&plain, u64::MAX));
+    }
+
+    #[test]
+    fn malformed_values_are_errors_and_never_dropped() {
+        for bad in [&b""[..], b"\x02x", b"\x01short"] {
+            assert!(decode(bad, 0).is_err());
+            assert!(!expired(bad, u64::MAX));
+        }
+    }
+}
