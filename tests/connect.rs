@@ -81,10 +81,10 @@ async fn errors_never_echo_credentials() {
     assert!(!format!("{err} {err:?}").contains("hunter2"));
 }
 
-#[cfg(feature = "redis")]
-#[tokio::test]
-async fn redis_url_gives_a_working_client() {
-    let Some(server) = kv_testkit::redis().await else {
+/// Connects to a test server by its kv URL and makes a batch round trip.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+async fn server_url_gives_a_working_client(kind: kv_testkit::Kind, backend: &str) {
+    let Some(server) = kv_testkit::server(kind).await else {
         return;
     };
     let kv = kv::connect(&server.kv_url())
@@ -93,32 +93,22 @@ async fn redis_url_gives_a_working_client() {
         .namespace("kv-facade-test")
         .unwrap();
     kv.batch_set([("a", 1), ("b", 2)]).await.unwrap();
-    assert_eq!(
-        kv.batch_get::<i32, _>(["b", "a", "c"]).await.unwrap(),
-        [Some(2), Some(1), None]
-    );
-    assert_eq!(kv.store().backend(), "redis");
+    let got = kv.batch_get::<i32, _>(["b", "a", "c"]).await.unwrap();
+    assert_eq!(got, [Some(2), Some(1), None]);
+    assert_eq!(kv.store().backend(), backend);
     assert_eq!(kv.clear().await.unwrap(), 2);
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn redis_url_gives_a_working_client() {
+    server_url_gives_a_working_client(kv_testkit::Kind::Redis, "redis").await;
 }
 
 #[cfg(feature = "postgres")]
 #[tokio::test]
 async fn postgres_url_gives_a_working_client() {
-    let Some(server) = kv_testkit::postgres().await else {
-        return;
-    };
-    let kv = kv::connect(&server.kv_url())
-        .await
-        .unwrap()
-        .namespace("kv-facade-test")
-        .unwrap();
-    kv.batch_set([("a", 1), ("b", 2)]).await.unwrap();
-    assert_eq!(
-        kv.batch_get::<i32, _>(["b", "a", "c"]).await.unwrap(),
-        [Some(2), Some(1), None]
-    );
-    assert_eq!(kv.store().backend(), "postgres");
-    assert_eq!(kv.clear().await.unwrap(), 2);
+    server_url_gives_a_working_client(kv_testkit::Kind::Postgres, "postgres").await;
 }
 
 #[cfg(feature = "rocksdb")]
