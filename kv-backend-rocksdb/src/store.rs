@@ -13,7 +13,8 @@ use kv_core::{
 };
 use rocksdb::compaction_filter::Decision;
 use rocksdb::{
-    BlockBasedOptions, Cache, DB, DBCompressionType, Direction, IteratorMode, Options, ReadOptions,
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType,
+    DBPinnableSlice, DEFAULT_COLUMN_FAMILY_NAME, Direction, IteratorMode, Options, ReadOptions,
     WriteBatch, WriteOptions,
 };
 
@@ -28,7 +29,7 @@ pub const MAX_VALUE_BYTES: usize = 256 * 1024 * 1024;
 const STRIPES: usize = 64;
 
 /// The embedded RocksDB backend: a database directory, atomic WriteBatches,
-/// snapshot `multi_get`, expiry by compaction filter.
+/// snapshot batched `multi_get`, expiry by compaction filter.
 ///
 /// Every call runs on Tokio's blocking pool (`spawn_blocking`), so the
 /// runtime's workers never wait on disk. Cheap to clone; the database
@@ -122,27 +123,12 @@ impl RocksDbStoreBuilder {
     /// As [`RocksDbStoreBuilder::open`].
     pub fn open_blocking(self) -> Result<RocksDbStore> {
         let config = &self.config;
-        let mut options = Options::default();
-        options.create_if_missing(config.create_if_missing);
-        options.set_compression_type(match config.compression {
-            Compression::None => DBCompressionType::None,
-            Compression::Lz4 => DBCompressionType::Lz4,
-            Compression::Zstd => DBCompressionType::Zstd,
-        });
-        let mut table = BlockBasedOptions::default();
-        table.set_block_cache(&Cache::new_lru_cache(config.block_cache_bytes));
-        options.set_block_based_table_factory(&table);
-        options.set_compaction_filter("kv-expiry", |_level: u32, _key: &[u8], stored: &[u8]| {
-            if value::expired(stored, now_millis()) {
-                Decision::Remove
-            } else {
-                Decision::Keep
-            }
-        });
-        if config.periodic_compaction_secs > 0 {
-            options.set_periodic_compaction_seconds(config.periodic_compaction_secs);
-        }
-        let db = DB::open(&options, &config.path)
+        // The default column family is opened by name, with the same
+        // options, so batched `multi_get` (which takes a handle) can use it.
+        let cache = Cache::new_lru_cache(config.block_cache_bytes);
+        let default =
+            ColumnFamilyDescriptor::new(DEFAULT_COLUMN_FAMILY_NAME, options(config, &cache));
+        let db = DB::open_cf_descriptors(&options(config, &cache), &config.path, [default])
             .map_err(|e| map_rocksdb_error(Operation::Connect, &config.path, e))?;
         let mut write = WriteOptions::default();
         write.set_sync(config.sync_writes);
@@ -157,6 +143,31 @@ impl RocksDbStoreBuilder {
             }),
         })
     }
+}
+
+/// The database and column family options `config` asks for.
+fn options(config: &RocksDbConfig, cache: &Cache) -> Options {
+    let mut options = Options::default();
+    options.create_if_missing(config.create_if_missing);
+    options.set_compression_type(match config.compression {
+        Compression::None => DBCompressionType::None,
+        Compression::Lz4 => DBCompressionType::Lz4,
+        Compression::Zstd => DBCompressionType::Zstd,
+    });
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    options.set_block_based_table_factory(&table);
+    options.set_compaction_filter("kv-expiry", |_level: u32, _key: &[u8], stored: &[u8]| {
+        if value::expired(stored, now_millis()) {
+            Decision::Remove
+        } else {
+            Decision::Keep
+        }
+    });
+    if config.periodic_compaction_secs > 0 {
+        options.set_periodic_compaction_seconds(config.periodic_compaction_secs);
+    }
+    options
 }
 
 fn join_error(op: Operation, err: tokio::task::JoinError) -> Error {
@@ -289,8 +300,8 @@ impl Inner {
     /// Locks the stripes of `keys` in ascending order (no deadlocks).
     /// Every write holds the locks of its keys, so a read-then-write
     /// (CAS, counting deletes) sees no other writer in between.
-    fn lock<'a>(&'a self, keys: impl Iterator<Item = &'a Key>) -> Vec<MutexGuard<'a, ()>> {
-        let mut stripes: Vec<usize> = keys.map(|k| stripe(k.as_bytes())).collect();
+    fn lock<'k>(&self, keys: impl Iterator<Item = &'k [u8]>) -> Vec<MutexGuard<'_, ()>> {
+        let mut stripes: Vec<usize> = keys.map(stripe).collect();
         stripes.sort_unstable();
         stripes.dedup();
         // A panic while holding a stripe cannot corrupt anything the lock guards.
@@ -304,6 +315,32 @@ impl Inner {
             .collect()
     }
 
+    /// The stored values of `keys`, in order, pinned (not copied), in one
+    /// batched `multi_get`; a snapshot in `read` gives them one view.
+    fn multi_get(
+        &self,
+        op: Operation,
+        keys: &KeyList,
+        read: &ReadOptions,
+    ) -> Result<Vec<Option<DBPinnableSlice<'_>>>> {
+        let cf = self.default_cf(op)?;
+        self.db
+            .batched_multi_get_cf_opt(cf, keys.iter().map(str::as_bytes), false, read)
+            .into_iter()
+            .map(|found| found.map_err(|e| self.error(op, e)))
+            .collect()
+    }
+
+    fn default_cf(&self, op: Operation) -> Result<&ColumnFamily> {
+        // Opened by name in `open_blocking`, so always present.
+        self.db
+            .cf_handle(DEFAULT_COLUMN_FAMILY_NAME)
+            .ok_or_else(|| {
+                Error::new(ErrorKind::Backend, BACKEND, op)
+                    .with_message("the default column family is not open")
+            })
+    }
+
     /// The live value of `key` now.
     fn live(&self, op: Operation, key: &Key, now: u64) -> Result<Option<Bytes>> {
         match self
@@ -311,7 +348,9 @@ impl Inner {
             .get_pinned(key.as_bytes())
             .map_err(|e| self.error(op, e))?
         {
-            Some(stored) => decoded(op, key, &stored, now).map(|v| v.map(Bytes::copy_from_slice)),
+            Some(stored) => {
+                decoded(op, key.as_str(), &stored, now).map(|v| v.map(Bytes::copy_from_slice))
+            }
             None => Ok(None),
         }
     }
@@ -320,6 +359,37 @@ impl Inner {
         self.db
             .write_opt(batch, &self.write)
             .map_err(|e| self.error(op, e))
+    }
+}
+
+/// Keys copied for the blocking pool into one string: two allocations
+/// however many keys there are, where cloning each `Key` costs one each.
+struct KeyList {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl KeyList {
+    fn new<'a>(keys: impl IntoIterator<Item = &'a Key, IntoIter: Clone>) -> Self {
+        let keys = keys.into_iter();
+        let mut list = KeyList {
+            text: String::with_capacity(keys.clone().map(|k| k.as_str().len()).sum()),
+            ends: Vec::with_capacity(keys.size_hint().0),
+        };
+        for key in keys {
+            list.text.push_str(key.as_str());
+            list.ends.push(list.text.len());
+        }
+        list
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        // Every start and end is where one whole key's text was joined to
+        // the next, so a char boundary: `get` never misses.
+        starts
+            .zip(&self.ends)
+            .map(|(start, &end)| self.text.get(start..end).unwrap_or_default())
     }
 }
 
@@ -333,19 +403,45 @@ fn stripe(key: &[u8]) -> usize {
 
 /// Decodes a stored value; a value not in kv's format is an error naming
 /// the key, never `None`.
-fn decoded<'a>(op: Operation, key: &Key, stored: &'a [u8], now: u64) -> Result<Option<&'a [u8]>> {
+fn decoded<'a>(op: Operation, key: &str, stored: &'a [u8], now: u64) -> Result<Option<&'a [u8]>> {
     value::decode(stored, now).map_err(|Malformed| {
         Error::new(ErrorKind::Backend, BACKEND, op)
-            .with_key(key.as_str())
+            .with_key(key)
             .with_message("the stored value is not in kv's format (written by another program?)")
     })
 }
 
-fn put(batch: &mut WriteBatch, entry: &Entry, now: u64) {
-    batch.put(
-        entry.key.as_bytes(),
-        value::encode(&entry.value, entry.ttl, now),
-    );
+/// A `WriteBatch` with room for `ops` reserved up front, filled through
+/// one reused encoding buffer: no allocation per value.
+struct Writes {
+    batch: WriteBatch,
+    scratch: Vec<u8>,
+    now: u64,
+}
+
+impl Writes {
+    fn new<'a>(ops: impl Iterator<Item = (&'a Key, Option<&'a Entry>)>) -> Self {
+        // A record: tag, two varint lengths, the key, the header and value.
+        let bytes: usize = ops
+            .map(|(key, put)| {
+                16 + key.as_str().len() + put.map_or(0, |e| value::HEADER_MAX + e.value.len())
+            })
+            .sum();
+        Writes {
+            batch: WriteBatch::with_capacity_bytes(12 + bytes),
+            scratch: Vec::new(),
+            now: now_millis(),
+        }
+    }
+
+    fn put(&mut self, entry: &Entry) {
+        value::encode_into(&mut self.scratch, &entry.value, entry.ttl, self.now);
+        self.batch.put(entry.key.as_bytes(), &self.scratch);
+    }
+
+    fn delete(&mut self, key: &Key) {
+        self.batch.delete(key.as_bytes());
+    }
 }
 
 impl fmt::Debug for RocksDbStore {
@@ -383,10 +479,10 @@ impl KvStore for RocksDbStore {
             ttl,
         };
         self.run(Operation::Set, move |inner| {
-            let _locks = inner.lock(std::iter::once(&entry.key));
-            let mut batch = WriteBatch::default();
-            put(&mut batch, &entry, now_millis());
-            inner.write(Operation::Set, batch)
+            let _locks = inner.lock(std::iter::once(entry.key.as_bytes()));
+            let mut writes = Writes::new(std::iter::once((&entry.key, Some(&entry))));
+            writes.put(&entry);
+            inner.write(Operation::Set, writes.batch)
         })
         .await
     }
@@ -395,7 +491,7 @@ impl KvStore for RocksDbStore {
         let key = key.clone();
         self.run(Operation::Delete, move |inner| {
             let op = Operation::Delete;
-            let _locks = inner.lock(std::iter::once(&key));
+            let _locks = inner.lock(std::iter::once(key.as_bytes()));
             let was_live = inner.live(op, &key, now_millis())?.is_some();
             let mut batch = WriteBatch::default();
             batch.delete(key.as_bytes());
@@ -443,7 +539,7 @@ impl KvStore for RocksDbStore {
                         Error::new(ErrorKind::Backend, BACKEND, op)
                             .with_message("the database holds a key that is not a valid kv key")
                     })?;
-                if decoded(op, &key, &stored, now)?.is_some() {
+                if decoded(op, key.as_str(), &stored, now)?.is_some() {
                     keys.push(key);
                     if keys.len() == want {
                         break;
@@ -462,22 +558,19 @@ impl KvStore for RocksDbStore {
         self.inner
             .validator
             .check_batch_keys(Operation::BatchGet, keys)?;
-        let keys = keys.to_vec();
+        let keys = KeyList::new(keys);
         self.run(Operation::BatchGet, move |inner| {
             let op = Operation::BatchGet;
             let now = now_millis();
             let snapshot = inner.db.snapshot();
-            let found = snapshot.multi_get(keys.iter().map(Key::as_bytes));
+            let mut read = ReadOptions::default();
+            read.set_snapshot(&snapshot);
             keys.iter()
-                .zip(found)
-                .map(
-                    |(key, stored)| match stored.map_err(|e| inner.error(op, e))? {
-                        Some(stored) => {
-                            Ok(decoded(op, key, &stored, now)?.map(Bytes::copy_from_slice))
-                        }
-                        None => Ok(None),
-                    },
-                )
+                .zip(inner.multi_get(op, &keys, &read)?)
+                .map(|(key, stored)| match stored {
+                    Some(stored) => Ok(decoded(op, key, &stored, now)?.map(Bytes::copy_from_slice)),
+                    None => Ok(None),
+                })
                 .collect()
         })
         .await
@@ -489,13 +582,12 @@ impl KvStore for RocksDbStore {
             return Ok(());
         }
         self.run(Operation::BatchSet, move |inner| {
-            let _locks = inner.lock(entries.iter().map(|e| &e.key));
-            let now = now_millis();
-            let mut batch = WriteBatch::default();
+            let _locks = inner.lock(entries.iter().map(|e| e.key.as_bytes()));
+            let mut writes = Writes::new(entries.iter().map(|e| (&e.key, Some(e))));
             for entry in &entries {
-                put(&mut batch, entry, now);
+                writes.put(entry);
             }
-            inner.write(Operation::BatchSet, batch)
+            inner.write(Operation::BatchSet, writes.batch)
         })
         .await
     }
@@ -508,23 +600,22 @@ impl KvStore for RocksDbStore {
         if keys.is_empty() {
             return Ok(0);
         }
+        let keys = KeyList::new(keys);
         self.run(Operation::BatchDelete, move |inner| {
             let op = Operation::BatchDelete;
             // Under the keys' locks no other writer can change them between
             // the count and the delete: the count is exact.
-            let _locks = inner.lock(keys.iter());
+            let _locks = inner.lock(keys.iter().map(str::as_bytes));
             let now = now_millis();
             let mut live = 0;
-            for (key, stored) in keys
-                .iter()
-                .zip(inner.db.multi_get(keys.iter().map(Key::as_bytes)))
-            {
-                if let Some(stored) = stored.map_err(|e| inner.error(op, e))? {
+            let found = inner.multi_get(op, &keys, &ReadOptions::default())?;
+            for (key, stored) in keys.iter().zip(found) {
+                if let Some(stored) = stored {
                     live += u64::from(decoded(op, key, &stored, now)?.is_some());
                 }
             }
             let mut batch = WriteBatch::default();
-            for key in &keys {
+            for key in keys.iter() {
                 batch.delete(key.as_bytes());
             }
             inner.write(op, batch)?;
@@ -539,16 +630,18 @@ impl KvStore for RocksDbStore {
             return Ok(());
         }
         self.run(Operation::WriteBatch, move |inner| {
-            let _locks = inner.lock(ops.iter().map(WriteOp::key));
-            let now = now_millis();
-            let mut batch = WriteBatch::default();
+            let _locks = inner.lock(ops.iter().map(|op| op.key().as_bytes()));
+            let mut writes = Writes::new(ops.iter().map(|op| match op {
+                WriteOp::Put(entry) => (&entry.key, Some(entry)),
+                WriteOp::Delete(key) => (key, None),
+            }));
             for op in &ops {
                 match op {
-                    WriteOp::Put(entry) => put(&mut batch, entry, now),
-                    WriteOp::Delete(key) => batch.delete(key.as_bytes()),
+                    WriteOp::Put(entry) => writes.put(entry),
+                    WriteOp::Delete(key) => writes.delete(key),
                 }
             }
-            inner.write(Operation::WriteBatch, batch)
+            inner.write(Operation::WriteBatch, writes.batch)
         })
         .await
     }
@@ -567,25 +660,22 @@ impl KvStore for RocksDbStore {
         let key = key.clone();
         self.run(Operation::CompareAndSwap, move |inner| {
             let op = Operation::CompareAndSwap;
-            let _locks = inner.lock(std::iter::once(&key));
+            let _locks = inner.lock(std::iter::once(key.as_bytes()));
             let now = now_millis();
             if inner.live(op, &key, now)? != expected {
                 return Ok(false);
             }
-            let mut batch = WriteBatch::default();
-            match new {
-                Some(value) => put(
-                    &mut batch,
-                    &Entry {
-                        key: key.clone(),
-                        value,
-                        ttl,
-                    },
-                    now,
-                ),
-                None => batch.delete(key.as_bytes()),
+            let entry = new.map(|value| Entry {
+                key: key.clone(),
+                value,
+                ttl,
+            });
+            let mut writes = Writes::new(std::iter::once((&key, entry.as_ref())));
+            match &entry {
+                Some(entry) => writes.put(entry),
+                None => writes.delete(&key),
             }
-            inner.write(op, batch)?;
+            inner.write(op, writes.batch)?;
             Ok(true)
         })
         .await

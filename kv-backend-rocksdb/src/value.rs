@@ -21,24 +21,23 @@ pub(crate) fn now_millis() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// The stored form of `value`, expiring `ttl` from `now`.
-pub(crate) fn encode(value: &[u8], ttl: Option<Duration>, now: u64) -> Vec<u8> {
+/// The longest header: the tag and an expiry.
+pub(crate) const HEADER_MAX: usize = 9;
+
+/// Writes the stored form of `value`, expiring `ttl` from `now`, into `out`
+/// (cleared first, so one buffer serves a whole batch).
+pub(crate) fn encode_into(out: &mut Vec<u8>, value: &[u8], ttl: Option<Duration>, now: u64) {
+    out.clear();
+    out.reserve(HEADER_MAX + value.len());
     match ttl {
-        None => {
-            let mut out = Vec::with_capacity(1 + value.len());
-            out.push(PLAIN);
-            out.extend_from_slice(value);
-            out
-        }
+        None => out.push(PLAIN),
         Some(ttl) => {
             let at = now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
-            let mut out = Vec::with_capacity(9 + value.len());
             out.push(EXPIRING);
             out.extend_from_slice(&at.to_be_bytes());
-            out.extend_from_slice(value);
-            out
         }
     }
+    out.extend_from_slice(value);
 }
 
 /// A stored value that is not in this format (written by another program,
@@ -72,9 +71,11 @@ mod tests {
 
     #[test]
     fn round_trips_with_and_without_expiry() {
-        let plain = encode(b"abc", None, 1000);
+        let (mut plain, mut expiring) = (vec![9; 20], Vec::new());
+        encode_into(&mut plain, b"abc", None, 1000);
         assert_eq!(decode(&plain, u64::MAX).unwrap(), Some(&b"abc"[..]));
-        let expiring = encode(b"", Some(Duration::from_millis(5)), 1000);
+        encode_into(&mut expiring, b"", Some(Duration::from_millis(5)), 1000);
+        assert_eq!(expiring.len(), HEADER_MAX);
         assert_eq!(decode(&expiring, 1004).unwrap(), Some(&b""[..]));
         assert_eq!(decode(&expiring, 1005).unwrap(), None);
         assert!(expired(&expiring, 1005) && !expired(&plain, u64::MAX));

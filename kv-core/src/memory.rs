@@ -297,7 +297,7 @@ impl KvStore for MemoryStore {
             return Ok(0);
         }
         let (mut state, _) = self.write();
-        Ok(keys.iter().filter(|key| state.remove(key)).count() as u64)
+        Ok(keys.into_iter().filter(|key| state.remove(key)).count() as u64)
     }
 
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<()> {

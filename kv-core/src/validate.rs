@@ -226,8 +226,8 @@ impl Validator {
     /// # Errors
     ///
     /// [`ErrorKind::BatchTooLarge`].
-    pub fn distinct_keys(&self, op: Operation, keys: &[Key]) -> Result<Vec<Key>> {
-        let mut distinct: Vec<Key> = keys.to_vec();
+    pub fn distinct_keys<'a>(&self, op: Operation, keys: &'a [Key]) -> Result<Vec<&'a Key>> {
+        let mut distinct: Vec<&Key> = keys.iter().collect();
         distinct.sort_unstable();
         distinct.dedup();
         self.batch_size(op, distinct.len())?;
