@@ -7,6 +7,15 @@
 //! keys leave the index within one purge interval and the index does not
 //! grow with dead entries. Both sets are named with a NUL byte, which no kv
 //! key may contain, so they can never collide with a stored key.
+//!
+//! The index also holds one member that is not a key,
+//! [`ENCODING_MEMBER`](crate::ENCODING_MEMBER): Redis keeps a sorted set of up to 128 short members as a listpack, where
+//! ZADD scans the whole list for each member, so a ZADD of 100 keys cost
+//! about 50% on top of an MSET of 100 1 KiB values. A member longer than
+//! `zset-max-listpack-value` (64 bytes by default) makes Redis use a
+//! skiplist from the first write (ZADD O(log n) per key), and since it is
+//! never removed, the index never shrinks back. It starts with NUL, so it
+//! sorts before every key and listing starts past it ([`FIRST_KEY`]).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -18,6 +27,20 @@ use redis::{RedisWrite, ToRedisArgs};
 
 use crate::error::map_redis_error;
 use crate::scripts::Scripts;
+
+/// The one member of a store's key index that is not a key. It is longer
+/// than Redis's `zset-max-listpack-value` (64 bytes by default), so the
+/// index is a skiplist from its first batch on, where ZADD costs O(log n)
+/// per key instead of a scan of the whole listpack per key; and it is never
+/// removed, so the index never shrinks back. It starts with NUL (no kv key
+/// can), so it sorts first and listing never returns it. Programs that read
+/// the index themselves should skip it.
+pub const ENCODING_MEMBER: &str =
+    "\0kv:index-encoding\0longer than zset-max-listpack-value: keeps this set a skiplist";
+
+/// The ZRANGE BYLEX bound of the first key: every kv key starts with a
+/// byte of at least 0x01 (no NUL), [`ENCODING_MEMBER`] with 0x00.
+pub(crate) const FIRST_KEY: &[u8] = b"[\x01";
 
 /// How many schedule entries one purge script call looks at.
 const PURGE_CHUNK: usize = 1000;
@@ -202,7 +225,11 @@ pub(crate) async fn reindex(conn: &ConnectionManager, layout: &Layout) -> Result
             let now = now_millis();
             let mut add = redis::pipe();
             add.atomic();
-            let index = add.cmd("ZADD").arg(&layout.index[..]);
+            let index = add
+                .cmd("ZADD")
+                .arg(&layout.index[..])
+                .arg(0)
+                .arg(ENCODING_MEMBER);
             for (_, member) in &members {
                 index.arg(0).arg(member);
             }
@@ -244,8 +271,13 @@ async fn drop_missing(conn: &mut ConnectionManager, layout: &Layout) -> Result<u
             .query_async(conn)
             .await
             .map_err(map)?;
-        // ZSCAN answers member, score, member, score, ...
-        let members: Vec<&String> = flat.iter().step_by(2).collect();
+        // ZSCAN answers member, score, member, score, ...; the encoding
+        // member (the only one starting with NUL) stays.
+        let members: Vec<&String> = flat
+            .iter()
+            .step_by(2)
+            .filter(|m| !m.starts_with('\0'))
+            .collect();
         if !members.is_empty() {
             let mut exists = redis::pipe();
             for member in &members {
@@ -285,6 +317,14 @@ mod tests {
     fn glob_escape_makes_metacharacters_literal() {
         assert_eq!(glob_escape("a*b?[c]\\d^"), "a\\*b\\?\\[c\\]\\\\d\\^");
         assert_eq!(glob_escape("plain:"), "plain:");
+    }
+
+    #[test]
+    fn the_encoding_member_is_long_and_sorts_before_every_key() {
+        assert!(ENCODING_MEMBER.len() > 64);
+        assert!(Key::new(ENCODING_MEMBER).is_err());
+        assert!(ENCODING_MEMBER.as_bytes() < &FIRST_KEY[1..]);
+        assert!(Key::new("\u{1}").unwrap().as_bytes() >= &FIRST_KEY[1..]);
     }
 
     #[test]

@@ -12,7 +12,7 @@ mod store;
 pub use config::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_PURGE_INTERVAL, DEFAULT_RESPONSE_TIMEOUT, RedisConfig,
 };
-pub use index::{PurgeReport, ReindexReport};
+pub use index::{ENCODING_MEMBER, PurgeReport, ReindexReport};
 pub use store::{MAX_VALUE_BYTES, RedisStore, RedisStoreBuilder};
 
 /// The native driver, re-exported so applications can reach it.

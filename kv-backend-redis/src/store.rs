@@ -16,7 +16,9 @@ use redis::{Pipeline, RedisError, RedisResult};
 
 use crate::config::RedisConfig;
 use crate::error::{BACKEND, config_error, map_redis_error};
-use crate::index::{self, DataKey, Layout, PurgeReport, ReindexReport, now_millis};
+use crate::index::{
+    self, DataKey, ENCODING_MEMBER, FIRST_KEY, Layout, PurgeReport, ReindexReport, now_millis,
+};
 use crate::scripts::Scripts;
 
 /// Redis's largest string value (`proto-max-bulk-len`): 512 MiB.
@@ -256,7 +258,11 @@ impl RedisStore {
                     .ignore();
             }
         }
-        let zadd = pipe.cmd("ZADD").arg(&self.layout.index[..]);
+        let zadd = pipe
+            .cmd("ZADD")
+            .arg(&self.layout.index[..])
+            .arg(0)
+            .arg(ENCODING_MEMBER);
         for entry in entries {
             zadd.arg(0).arg(entry.key.as_str());
         }
@@ -391,9 +397,14 @@ impl KvStore for RedisStore {
             return Ok(Page::default());
         }
         let (lower, inclusive) = range.lower();
-        let mut min = Vec::with_capacity(lower.len() + 1);
-        min.push(if inclusive { b'[' } else { b'(' });
-        min.extend_from_slice(lower);
+        let min = if lower.is_empty() {
+            FIRST_KEY.to_vec()
+        } else {
+            let mut min = Vec::with_capacity(lower.len() + 1);
+            min.push(if inclusive { b'[' } else { b'(' });
+            min.extend_from_slice(lower);
+            min
+        };
         let max = match &range.end {
             Some(end) => [&b"("[..], end].concat(),
             None => b"+".to_vec(),

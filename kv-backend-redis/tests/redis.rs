@@ -41,6 +41,27 @@ async fn zcard(raw: &mut ConnectionManager, name: Vec<u8>) -> u64 {
         .unwrap()
 }
 
+/// The keys in a store's index: its members from the first possible key on
+/// (the one member that is not a key starts with NUL).
+async fn indexed(raw: &mut ConnectionManager, prefix: &str) -> u64 {
+    redis::cmd("ZLEXCOUNT")
+        .arg(index_name(prefix))
+        .arg(&b"[\x01"[..])
+        .arg("+")
+        .query_async(raw)
+        .await
+        .unwrap()
+}
+
+async fn encoding(raw: &mut ConnectionManager, name: Vec<u8>) -> String {
+    redis::cmd("OBJECT")
+        .arg("ENCODING")
+        .arg(name)
+        .query_async(raw)
+        .await
+        .unwrap()
+}
+
 fn key(k: &str) -> Key {
     Key::new(k).unwrap()
 }
@@ -60,11 +81,11 @@ async fn purge_keeps_the_index_equal_to_the_live_keys_after_expiry() {
         });
     }
     store.batch_set(batch).await.unwrap();
-    assert_eq!(zcard(&mut raw, index_name(&prefix)).await, 60);
+    assert_eq!(indexed(&mut raw, &prefix).await, 60);
     tokio::time::sleep(Duration::from_millis(400)).await;
     let report = store.purge_expired().await.unwrap();
     assert_eq!(report.dropped, 40);
-    assert_eq!(zcard(&mut raw, index_name(&prefix)).await, 20);
+    assert_eq!(indexed(&mut raw, &prefix).await, 20);
     let schedule = format!("\0kv:expiries\0{prefix}").into_bytes();
     assert_eq!(
         zcard(&mut raw, schedule).await,
@@ -110,7 +131,7 @@ async fn background_purge_runs_on_its_interval() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(zcard(&mut raw, index_name(&prefix)).await, 1);
+    assert_eq!(indexed(&mut raw, &prefix).await, 1);
     store.clear("").await.unwrap();
 }
 
@@ -144,7 +165,7 @@ async fn listing_drops_stale_entries_and_keeps_pages_full() {
     assert_eq!(rest.keys, ["k09", "k11"]);
     assert_eq!(rest.next, None);
     assert_eq!(
-        zcard(&mut raw, index_name(&prefix)).await,
+        indexed(&mut raw, &prefix).await,
         6,
         "stale entries met by the listing are dropped"
     );
@@ -233,7 +254,7 @@ async fn reindex_lists_keys_written_by_other_programs_literally() {
         .unwrap();
     let again = store.reindex().await.unwrap();
     assert_eq!(again.dropped, 1);
-    assert_eq!(zcard(&mut raw, index_name(&prefix)).await, 3);
+    assert_eq!(indexed(&mut raw, &prefix).await, 3);
 
     store.clear("").await.unwrap();
     let _: () = redis::cmd("DEL")
@@ -332,4 +353,50 @@ async fn a_user_with_a_password_connects_and_is_never_shown() {
         .query_async(&mut admin.connection())
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_small_index_is_a_skiplist_and_its_extra_member_is_never_listed() {
+    let Some((store, mut raw, prefix)) = fresh("encoding").await else {
+        return;
+    };
+    store
+        .batch_set(vec![Entry::new(key("b"), "1"), Entry::new(key("a"), "2")])
+        .await
+        .unwrap();
+    // Two members would be a listpack, where ZADD scans the whole list.
+    assert_eq!(encoding(&mut raw, index_name(&prefix)).await, "skiplist");
+    assert_eq!(zcard(&mut raw, index_name(&prefix)).await, 3);
+    assert_eq!(indexed(&mut raw, &prefix).await, 2);
+    let all = store.list("", ListOptions::default()).await.unwrap();
+    assert_eq!(all.keys, ["a", "b"]);
+    let first = store
+        .list("", ListOptions::default().limit(1))
+        .await
+        .unwrap();
+    assert_eq!(first.keys, ["a"]);
+
+    // Neither reindex nor deleting every key removes it, so the index
+    // never shrinks back to a listpack.
+    store.reindex().await.unwrap();
+    assert_eq!(store.batch_delete(&[key("a"), key("b")]).await.unwrap(), 2);
+    assert_eq!(zcard(&mut raw, index_name(&prefix)).await, 1);
+    assert_eq!(encoding(&mut raw, index_name(&prefix)).await, "skiplist");
+    assert!(
+        store
+            .list("", ListOptions::default())
+            .await
+            .unwrap()
+            .keys
+            .is_empty()
+    );
+    store
+        .set(&key("c"), Bytes::from_static(b"3"), SetOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.list("", ListOptions::default()).await.unwrap().keys,
+        ["c"]
+    );
+    store.clear("").await.unwrap();
 }

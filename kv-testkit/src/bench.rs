@@ -6,8 +6,42 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
+/// Calls of each contender before timing starts (at most).
+const WARM_UP: usize = 20;
+
 /// One contender: a closure that starts one operation.
 pub type Contender<'a> = &'a dyn Fn() -> Pin<Box<dyn Future<Output = ()> + 'a>>;
+
+/// How many times [`race`] calls each contender: the warm-up, then
+/// `rounds` rounds of `ops_per_round`.
+pub fn calls(rounds: usize, ops_per_round: usize) -> usize {
+    ops_per_round.min(WARM_UP) + rounds * ops_per_round
+}
+
+/// Inputs built before the timing, for APIs that take them by value: a
+/// contender takes one per call, so the time measures the call, not the
+/// caller building its data. Falls back to cloning when used up.
+#[derive(Debug)]
+pub struct Stock<T: Clone> {
+    template: T,
+    items: std::cell::RefCell<Vec<T>>,
+}
+
+impl<T: Clone> Stock<T> {
+    /// `count` clones of `template`.
+    pub fn new(template: T, count: usize) -> Self {
+        let items = std::cell::RefCell::new(vec![template.clone(); count]);
+        Self { template, items }
+    }
+
+    /// One prepared input (a fresh clone when the stock is used up).
+    pub fn take(&self) -> T {
+        self.items
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| self.template.clone())
+    }
+}
 
 /// Times `rounds` rounds of `ops_per_round` sequential calls of each
 /// contender, interleaved (the order alternates every round), after a short
@@ -18,7 +52,7 @@ pub async fn race<const N: usize>(
     contenders: [Contender<'_>; N],
 ) -> [Duration; N] {
     for run in &contenders {
-        for _ in 0..ops_per_round.min(20) {
+        for _ in 0..ops_per_round.min(WARM_UP) {
             run().await;
         }
     }
