@@ -25,6 +25,8 @@ pub(crate) struct Statements {
     pub(crate) batch_get: String,
     pub(crate) batch_set: String,
     pub(crate) batch_delete: String,
+    /// Deletes without a count: the deletes of a `write_batch`.
+    pub(crate) delete_all: String,
     pub(crate) write_batch: String,
     pub(crate) list: String,
     pub(crate) cas_insert: String,
@@ -60,6 +62,7 @@ impl Statements {
                 "WITH d AS (DELETE FROM {t} WHERE key = ANY($1) RETURNING expires_at) \
                  SELECT count(*) FROM d WHERE {LIVE}"
             ),
+            delete_all: format!("DELETE FROM {t} WHERE key = ANY($1)"),
             // Puts and deletes touch different keys (the batch is deduplicated),
             // so one statement with a data-modifying CTE applies both atomically.
             write_batch: format!("WITH d AS (DELETE FROM {t} WHERE key = ANY($4)) {upsert}"),

@@ -348,7 +348,7 @@ impl PostgresStore {
     /// they fit, else a transaction of chunks.
     async fn write(&self, op: Operation, puts: &[&Entry], deletes: &[&str]) -> Result<()> {
         let map = |e| map_sqlx_error(op, e);
-        let mut chunks = chunks(puts);
+        let chunks = chunks(puts);
         if chunks.len() == 1 {
             let c = Columns::of(&chunks[0]);
             let query = if deletes.is_empty() {
@@ -367,15 +367,14 @@ impl PostgresStore {
         }
         let mut tx = self.pool.begin().await.map_err(map)?;
         if !deletes.is_empty() {
-            let statement = format!("DELETE FROM {} WHERE key = ANY($1)", self.table.sql());
-            sqlx::query(&statement)
+            sqlx::query(&self.sql.delete_all)
                 .bind(deletes)
                 .execute(&mut *tx)
                 .await
                 .map_err(map)?;
         }
-        for chunk in chunks.drain(..) {
-            self.upsert(&mut tx, &chunk).await.map_err(map)?;
+        for chunk in &chunks {
+            self.upsert(&mut tx, chunk).await.map_err(map)?;
         }
         tx.commit().await.map_err(map)
     }
@@ -528,8 +527,7 @@ impl KvStore for PostgresStore {
             }
         }
         if puts.is_empty() {
-            let statement = format!("DELETE FROM {} WHERE key = ANY($1)", self.table.sql());
-            return sqlx::query(&statement)
+            return sqlx::query(&self.sql.delete_all)
                 .bind(&deletes)
                 .execute(&self.pool)
                 .await
