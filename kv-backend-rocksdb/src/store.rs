@@ -411,37 +411,33 @@ fn decoded<'a>(op: Operation, key: &str, stored: &'a [u8], now: u64) -> Result<O
     })
 }
 
-/// A `WriteBatch` with room for `ops` reserved up front, filled through
-/// one reused encoding buffer: no allocation per value.
-struct Writes {
-    batch: WriteBatch,
-    scratch: Vec<u8>,
+/// One `WriteBatch` of `ops` (a put where an entry is given, else a
+/// delete), values in kv's stored format expiring from `now`. Room is
+/// reserved up front and every value is encoded through one reused buffer:
+/// no allocation per value.
+fn write_batch_of<'a>(
+    ops: impl Iterator<Item = (&'a Key, Option<&'a Entry>)> + Clone,
     now: u64,
-}
-
-impl Writes {
-    fn new<'a>(ops: impl Iterator<Item = (&'a Key, Option<&'a Entry>)>) -> Self {
-        // A record: tag, two varint lengths, the key, the header and value.
-        let bytes: usize = ops
-            .map(|(key, put)| {
-                16 + key.as_str().len() + put.map_or(0, |e| value::HEADER_MAX + e.value.len())
-            })
-            .sum();
-        Writes {
-            batch: WriteBatch::with_capacity_bytes(12 + bytes),
-            scratch: Vec::new(),
-            now: now_millis(),
+) -> WriteBatch {
+    // A record: tag, two varint lengths, the key, the header and value.
+    let bytes: usize = ops
+        .clone()
+        .map(|(key, put)| {
+            16 + key.as_str().len() + put.map_or(0, |e| value::HEADER_MAX + e.value.len())
+        })
+        .sum();
+    let mut batch = WriteBatch::with_capacity_bytes(12 + bytes);
+    let mut scratch = Vec::new();
+    for (key, put) in ops {
+        match put {
+            Some(entry) => {
+                value::encode_into(&mut scratch, &entry.value, entry.ttl, now);
+                batch.put(key.as_bytes(), &scratch);
+            }
+            None => batch.delete(key.as_bytes()),
         }
     }
-
-    fn put(&mut self, entry: &Entry) {
-        value::encode_into(&mut self.scratch, &entry.value, entry.ttl, self.now);
-        self.batch.put(entry.key.as_bytes(), &self.scratch);
-    }
-
-    fn delete(&mut self, key: &Key) {
-        self.batch.delete(key.as_bytes());
-    }
+    batch
 }
 
 impl fmt::Debug for RocksDbStore {
@@ -480,9 +476,8 @@ impl KvStore for RocksDbStore {
         };
         self.run(Operation::Set, move |inner| {
             let _locks = inner.lock(std::iter::once(entry.key.as_bytes()));
-            let mut writes = Writes::new(std::iter::once((&entry.key, Some(&entry))));
-            writes.put(&entry);
-            inner.write(Operation::Set, writes.batch)
+            let batch = write_batch_of(std::iter::once((&entry.key, Some(&entry))), now_millis());
+            inner.write(Operation::Set, batch)
         })
         .await
     }
@@ -583,11 +578,8 @@ impl KvStore for RocksDbStore {
         }
         self.run(Operation::BatchSet, move |inner| {
             let _locks = inner.lock(entries.iter().map(|e| e.key.as_bytes()));
-            let mut writes = Writes::new(entries.iter().map(|e| (&e.key, Some(e))));
-            for entry in &entries {
-                writes.put(entry);
-            }
-            inner.write(Operation::BatchSet, writes.batch)
+            let batch = write_batch_of(entries.iter().map(|e| (&e.key, Some(e))), now_millis());
+            inner.write(Operation::BatchSet, batch)
         })
         .await
     }
@@ -631,17 +623,11 @@ impl KvStore for RocksDbStore {
         }
         self.run(Operation::WriteBatch, move |inner| {
             let _locks = inner.lock(ops.iter().map(|op| op.key().as_bytes()));
-            let mut writes = Writes::new(ops.iter().map(|op| match op {
+            let changes = ops.iter().map(|op| match op {
                 WriteOp::Put(entry) => (&entry.key, Some(entry)),
                 WriteOp::Delete(key) => (key, None),
-            }));
-            for op in &ops {
-                match op {
-                    WriteOp::Put(entry) => writes.put(entry),
-                    WriteOp::Delete(key) => writes.delete(key),
-                }
-            }
-            inner.write(Operation::WriteBatch, writes.batch)
+            });
+            inner.write(Operation::WriteBatch, write_batch_of(changes, now_millis()))
         })
         .await
     }
@@ -670,12 +656,10 @@ impl KvStore for RocksDbStore {
                 value,
                 ttl,
             });
-            let mut writes = Writes::new(std::iter::once((&key, entry.as_ref())));
-            match &entry {
-                Some(entry) => writes.put(entry),
-                None => writes.delete(&key),
-            }
-            inner.write(op, writes.batch)?;
+            inner.write(
+                op,
+                write_batch_of(std::iter::once((&key, entry.as_ref())), now),
+            )?;
             Ok(true)
         })
         .await
