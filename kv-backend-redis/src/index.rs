@@ -9,13 +9,11 @@
 //! key may contain, so they can never collide with a stored key.
 //!
 //! The index also holds one member that is not a key,
-//! [`ENCODING_MEMBER`](crate::ENCODING_MEMBER): Redis keeps a sorted set of up to 128 short members as a listpack, where
-//! ZADD scans the whole list for each member, so a ZADD of 100 keys cost
-//! about 50% on top of an MSET of 100 1 KiB values. A member longer than
-//! `zset-max-listpack-value` (64 bytes by default) makes Redis use a
-//! skiplist from the first write (ZADD O(log n) per key), and since it is
-//! never removed, the index never shrinks back. It starts with NUL, so it
-//! sorts before every key and listing starts past it ([`FIRST_KEY`]).
+//! [`ENCODING_MEMBER`](crate::ENCODING_MEMBER), which keeps it a skiplist:
+//! as a listpack (Redis's form for up to 128 short members) a ZADD of 100
+//! keys cost about 50% on top of an MSET of 100 1 KiB values. Every ZADD to
+//! the index starts with it ([`Layout::index_zadd`]); listing starts past it
+//! ([`FIRST_KEY`]).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -23,7 +21,7 @@ use std::io::Write;
 
 use kv_core::{Key, Operation, PeriodicTask, Result};
 use redis::aio::ConnectionManager;
-use redis::{RedisWrite, ToRedisArgs};
+use redis::{Pipeline, RedisWrite, ToRedisArgs};
 
 use crate::error::map_redis_error;
 use crate::scripts::Scripts;
@@ -63,6 +61,15 @@ impl Layout {
             index: format!("\0kv:index\0{prefix}").into_bytes(),
             expiries: format!("\0kv:expiries\0{prefix}").into_bytes(),
         }
+    }
+
+    /// Adds `ZADD index 0 ENCODING_MEMBER` to `pipe` for the caller to
+    /// append `0 key` pairs: every index write carries the encoding member.
+    pub(crate) fn index_zadd<'p>(&self, pipe: &'p mut Pipeline) -> &'p mut Pipeline {
+        pipe.cmd("ZADD")
+            .arg(&self.index[..])
+            .arg(0)
+            .arg(crate::ENCODING_MEMBER)
     }
 
     /// The Redis key of a kv key, as a command argument.
@@ -225,11 +232,7 @@ pub(crate) async fn reindex(conn: &ConnectionManager, layout: &Layout) -> Result
             let now = now_millis();
             let mut add = redis::pipe();
             add.atomic();
-            let index = add
-                .cmd("ZADD")
-                .arg(&layout.index[..])
-                .arg(0)
-                .arg(ENCODING_MEMBER);
+            let index = layout.index_zadd(&mut add);
             for (_, member) in &members {
                 index.arg(0).arg(member);
             }

@@ -16,9 +16,7 @@ use redis::{Pipeline, RedisError, RedisResult};
 
 use crate::config::RedisConfig;
 use crate::error::{BACKEND, config_error, map_redis_error};
-use crate::index::{
-    self, DataKey, ENCODING_MEMBER, FIRST_KEY, Layout, PurgeReport, ReindexReport, now_millis,
-};
+use crate::index::{self, DataKey, FIRST_KEY, Layout, PurgeReport, ReindexReport, now_millis};
 use crate::scripts::Scripts;
 
 /// Redis's largest string value (`proto-max-bulk-len`): 512 MiB.
@@ -258,11 +256,7 @@ impl RedisStore {
                     .ignore();
             }
         }
-        let zadd = pipe
-            .cmd("ZADD")
-            .arg(&self.layout.index[..])
-            .arg(0)
-            .arg(ENCODING_MEMBER);
+        let zadd = self.layout.index_zadd(pipe);
         for entry in entries {
             zadd.arg(0).arg(entry.key.as_str());
         }
