@@ -10,11 +10,13 @@
 //! For each batch size (1, 10, 100, 1000 keys, 1 KiB values) it times:
 //! - kv: `batch_set`, `batch_get`, `batch_delete` through `RedisStore`;
 //! - (a) by hand: exactly the commands kv sends (MULTI, MSET (SET for one
-//!   key), one ZADD to the index (with its encoding member), EXEC; MGET; MULTI, UNLINK, ZREM, EXEC):
-//!   kv's overhead;
+//!   key), one ZADD to the index (with its encoding member), EXEC; MGET;
+//!   MULTI, UNLINK, ZREM, EXEC), built the usual way with redis-rs's
+//!   builder: kv's overhead;
 //! - (b) plain: MSET / MGET / DEL without an index: the index's cost;
 //!
-//! and batch-100 against 100 single `set`/`get` calls. Rounds of each
+//! and batch-100 against 100 single `set`/`get` calls. All contenders share
+//! one connection (kv's). Rounds of each
 //! contender are interleaved and the median round is reported, as keys per
 //! second and as ratios (kv time / other time; 1.00 = same speed).
 
@@ -56,12 +58,9 @@ async fn run(url: &str, quick: bool) {
         .connect()
         .await
         .unwrap();
-    let client = redis::Client::open(url).unwrap();
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_response_timeout(Some(Duration::from_secs(60)));
-    let conn = ConnectionManager::new_with_config(client, config)
-        .await
-        .unwrap();
+    // The hand-written contenders use kv's own connection: one socket for
+    // all, so no contender gets a luckier one.
+    let conn = store.connection();
     let setup = Setup { store, conn };
     let rounds = if quick { 5 } else { 31 };
     let value = Bytes::from(vec![b'x'; VALUE_BYTES]);
