@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use kv_backend_postgres::PostgresStore;
-use kv_core::{Entry, ErrorKind, Key, KvStore, SetOptions};
+use kv_conformance::disruption::batches_stay_whole_while;
+use kv_core::{ErrorKind, Key, KvStore, SetOptions};
 
 fn key(k: &str) -> Key {
     Key::new(k).unwrap()
@@ -47,45 +48,20 @@ async fn the_store_survives_a_restart_and_terminated_sessions() {
     // or not at all, failures are temporary, and the store carries on.
     let admin = sqlx::PgPool::connect(server.url()).await.unwrap();
     let keys: Vec<Key> = (0..300).map(|i| key(&format!("gen:{i:03}"))).collect();
-    let writer = {
-        let (store, keys) = (store.clone(), keys.clone());
-        tokio::spawn(async move {
-            let mut failed = 0;
-            for generation in 0..150u32 {
-                let batch = keys
-                    .iter()
-                    .map(|k| Entry::new(k.clone(), generation.to_string()))
-                    .collect();
-                if let Err(e) = store.batch_set(batch).await {
-                    assert!(
-                        matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Backend),
-                        "{e}"
-                    );
-                    assert!(e.is_temporary(), "{e} ({:?})", e.kind());
-                    failed += 1;
-                }
-            }
-            failed
-        })
+    let terminate_sessions = async {
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_millis(40)).await;
+            sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE application_name = 'kv' AND pid <> pg_backend_pid()",
+            )
+            .execute(&admin)
+            .await
+            .unwrap();
+        }
     };
-    for _ in 0..5 {
-        tokio::time::sleep(Duration::from_millis(40)).await;
-        sqlx::query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE application_name = 'kv' AND pid <> pg_backend_pid()",
-        )
-        .execute(&admin)
-        .await
-        .unwrap();
-    }
-    let failed = writer.await.unwrap();
-    let values = store.batch_get(&keys).await.unwrap();
-    let first = values[0].clone();
-    assert!(first.is_some());
-    assert!(
-        values.iter().all(|v| *v == first),
-        "a batch was applied in part ({failed} failed)"
-    );
+    let kinds = [ErrorKind::Unavailable, ErrorKind::Backend];
+    let failed = batches_stay_whole_while(&store, &keys, &kinds, terminate_sessions).await;
     store
         .set(&key("final"), "ok".into(), SetOptions::default())
         .await

@@ -3,10 +3,11 @@
 
 #![allow(clippy::unwrap_used)] // tests fail by panicking
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kv_backend_redis::RedisStore;
-use kv_core::{Entry, ErrorKind, Key, KvStore, SetOptions};
+use kv_conformance::disruption::batches_stay_whole_while;
+use kv_core::{ErrorKind, Key, KvStore, SetOptions};
 
 fn key(k: &str) -> Key {
     Key::new(k).unwrap()
@@ -43,50 +44,19 @@ async fn the_store_survives_a_server_restart_and_killed_connections() {
     // Each batch applies whole or not at all; a failed one is a temporary
     // error; writes succeed again afterwards.
     let keys: Vec<Key> = (0..200).map(|i| key(&format!("gen:{i:03}"))).collect();
-    let killer = {
-        let admin = redis::Client::open(server.url()).unwrap();
-        tokio::spawn(async move {
-            let mut conn = admin.get_multiplexed_async_connection().await.unwrap();
-            for _ in 0..5 {
-                tokio::time::sleep(Duration::from_millis(15)).await;
-                let _: redis::RedisResult<u64> = redis::cmd("CLIENT")
-                    .arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"][..])
-                    .query_async(&mut conn)
-                    .await;
-            }
-        })
-    };
-    let (mut failed, started) = (0, Instant::now());
-    for generation in 0..400u32 {
-        let batch = keys
-            .iter()
-            .map(|k| Entry::new(k.clone(), generation.to_string()))
-            .collect();
-        if let Err(e) = store.batch_set(batch).await {
-            assert!(
-                matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Timeout),
-                "{e}"
-            );
-            assert!(e.is_temporary(), "{e}");
-            failed += 1;
-        }
-        if killer.is_finished() && started.elapsed() > Duration::from_millis(200) {
-            break;
-        }
-    }
-    killer.await.unwrap();
-    let values = loop {
-        match store.batch_get(&keys).await {
-            Ok(values) => break values,
-            Err(e) => assert!(e.is_temporary(), "{e}"),
+    let admin = redis::Client::open(server.url()).unwrap();
+    let kill_clients = async {
+        let mut conn = admin.get_multiplexed_async_connection().await.unwrap();
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_millis(15)).await;
+            let _: redis::RedisResult<u64> = redis::cmd("CLIENT")
+                .arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"][..])
+                .query_async(&mut conn)
+                .await;
         }
     };
-    let first = values[0].clone();
-    assert!(first.is_some());
-    assert!(
-        values.iter().all(|v| *v == first),
-        "a batch was applied in part ({failed} batches failed)"
-    );
+    let kinds = [ErrorKind::Unavailable, ErrorKind::Timeout];
+    let failed = batches_stay_whole_while(&store, &keys, &kinds, kill_clients).await;
     store
         .set(&key("final"), "ok".into(), SetOptions::default())
         .await

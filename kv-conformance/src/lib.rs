@@ -32,6 +32,7 @@ pub mod batch;
 pub mod cas;
 pub mod concurrency;
 pub mod crud;
+pub mod disruption;
 pub mod ext;
 pub mod keys;
 pub mod list;
