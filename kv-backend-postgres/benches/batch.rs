@@ -19,7 +19,7 @@
 use bytes::Bytes;
 use kv_backend_postgres::PostgresStore;
 use kv_core::{Entry, Key, KvStore};
-use kv_testkit::bench::{batch_against_single_calls, quick, race, report_row};
+use kv_testkit::bench::{Stock, batch_against_single_calls, calls, quick, race, report_row};
 use sqlx::PgPool;
 
 const VALUE_BYTES: usize = 1024;
@@ -79,12 +79,14 @@ async fn run(url: &str, quick: bool) {
             .collect();
         let values: Vec<&[u8]> = entries.iter().map(|e| &e.value[..]).collect();
         let ttls: Vec<Option<i64>> = vec![None; size];
+        // `batch_set` takes its entries by value: build them before timing.
+        let stock = Stock::new(entries.clone(), calls(rounds, ops));
 
         let [kv, hand] = race(
             rounds,
             ops,
             [
-                &|| Box::pin(async { store.batch_set(entries.clone()).await.unwrap() }),
+                &|| Box::pin(async { store.batch_set(stock.take()).await.unwrap() }),
                 &|| {
                     Box::pin(async {
                         sqlx::query(UPSERT)

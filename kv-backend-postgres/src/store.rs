@@ -262,6 +262,31 @@ fn chunks<'a>(entries: &[&'a Entry]) -> Vec<Vec<&'a Entry>> {
     out
 }
 
+/// The answer to `batch_get(keys)` from the rows found, one per distinct
+/// key in any order: each value moves into the answer at its key's first
+/// place; a repeated key shares that buffer (a reference count, no copy).
+fn in_input_order(keys: &[Key], rows: Vec<(String, Vec<u8>)>) -> Vec<Option<Bytes>> {
+    let (names, values): (Vec<String>, Vec<Vec<u8>>) = rows.into_iter().unzip();
+    let row_of: HashMap<&str, usize> = names.iter().map(String::as_str).zip(0..).collect();
+    let mut unanswered: Vec<Option<Bytes>> = values.into_iter().map(|v| Some(v.into())).collect();
+    // Where each row's value went in `out`, once it has.
+    let mut answered_at = vec![0; unanswered.len()];
+    let mut out: Vec<Option<Bytes>> = Vec::with_capacity(keys.len());
+    for key in keys {
+        let value = row_of.get(key.as_str()).and_then(|&row| {
+            match unanswered.get_mut(row).and_then(Option::take) {
+                Some(value) => {
+                    answered_at[row] = out.len();
+                    Some(value)
+                }
+                None => out.get(answered_at[row]).cloned().flatten(),
+            }
+        });
+        out.push(value);
+    }
+    out
+}
+
 fn is_reconnectable(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Io(_))
 }
@@ -479,14 +504,7 @@ impl KvStore for PostgresStore {
                     .fetch_all(&self.pool)
             })
             .await?;
-        let found: HashMap<String, Bytes> =
-            rows.into_iter().map(|(k, v)| (k, Bytes::from(v))).collect();
-        // Bytes clones share the buffer: duplicates cost a reference count.
-        let out = keys
-            .iter()
-            .map(|key| found.get(key.as_str()).cloned())
-            .collect();
-        Ok(out)
+        Ok(in_input_order(keys, rows))
     }
 
     async fn batch_set(&self, entries: Vec<Entry>) -> Result<()> {
@@ -600,5 +618,35 @@ impl KvStore for PostgresStore {
             backend: BACKEND,
             latency: started.elapsed(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_input_order_answers_missing_and_repeated_keys() {
+        let keys: Vec<Key> = ["a", "d", "b", "a", "c", "b", "d"]
+            .into_iter()
+            .map(|k| Key::new(k).unwrap())
+            .collect();
+        let rows = vec![
+            ("c".to_owned(), b"3".to_vec()),
+            ("a".to_owned(), b"1".to_vec()),
+            ("b".to_owned(), b"2".to_vec()),
+        ];
+        let answer = in_input_order(&keys, rows);
+        let got: Vec<Option<&[u8]>> = answer.iter().map(|v| v.as_deref()).collect();
+        let want: Vec<Option<&[u8]>> = vec![
+            Some(b"1"),
+            None,
+            Some(b"2"),
+            Some(b"1"),
+            Some(b"3"),
+            Some(b"2"),
+            None,
+        ];
+        assert_eq!(got, want);
     }
 }
