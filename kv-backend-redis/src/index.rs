@@ -63,17 +63,50 @@ impl Layout {
         }
     }
 
-    /// `ZADD index 0 ENCODING_MEMBER`, for the caller to append `0 key`
-    /// pairs for `keys` keys of `key_bytes` bytes in all (its buffers are
-    /// sized for them): every index write carries the encoding member.
-    pub(crate) fn index_zadd(&self, keys: usize, key_bytes: usize) -> Cmd {
-        let mut zadd = sized_cmd(
-            "ZADD",
-            3 + 2 * keys,
-            self.index.len() + 1 + ENCODING_MEMBER.len() + keys + key_bytes,
-        );
+    /// `ZADD index 0 ENCODING_MEMBER 0 member ...`: every index write
+    /// carries the encoding member.
+    pub(crate) fn index_zadd<'m>(
+        &self,
+        members: impl ExactSizeIterator<Item = &'m str> + Clone,
+    ) -> Cmd {
+        let bytes: usize = members.clone().map(|m| 1 + m.len()).sum();
+        let fixed = self.index.len() + 1 + ENCODING_MEMBER.len();
+        let mut zadd = sized_cmd("ZADD", 3 + 2 * members.len(), fixed + bytes);
         zadd.arg(&self.index[..]).arg(0).arg(ENCODING_MEMBER);
+        for member in members {
+            zadd.arg(0).arg(member);
+        }
         zadd
+    }
+
+    /// `ZADD expiries at member ...` for `(at, member)` pairs (`at` in ms
+    /// since the epoch), or `None` when there are none.
+    pub(crate) fn schedule_zadd<'m>(
+        &self,
+        expiries: impl IntoIterator<Item = (u64, &'m str)>,
+    ) -> Option<Cmd> {
+        let mut zadd = redis::cmd("ZADD");
+        zadd.arg(&self.expiries[..]);
+        let mut any = false;
+        for (at, member) in expiries {
+            zadd.arg(at).arg(member);
+            any = true;
+        }
+        any.then_some(zadd)
+    }
+
+    /// `ZREM index member ...`.
+    pub(crate) fn index_zrem<'m>(
+        &self,
+        members: impl ExactSizeIterator<Item = &'m str> + Clone,
+    ) -> Cmd {
+        let bytes: usize = members.clone().map(str::len).sum();
+        let mut zrem = sized_cmd("ZREM", 1 + members.len(), self.index.len() + bytes);
+        zrem.arg(&self.index[..]);
+        for member in members {
+            zrem.arg(member);
+        }
+        zrem
     }
 
     /// The Redis key of a kv key, as a command argument.
@@ -245,21 +278,14 @@ pub(crate) async fn reindex(conn: &ConnectionManager, layout: &Layout) -> Result
             let now = now_millis();
             let mut add = redis::pipe();
             add.atomic();
-            let key_bytes = members.iter().map(|(_, m)| m.len()).sum();
-            let mut index = layout.index_zadd(members.len(), key_bytes);
-            for (_, member) in &members {
-                index.arg(0).arg(member);
-            }
+            let index = layout.index_zadd(members.iter().map(|(_, m)| m.as_str()));
             add.add_command(index).ignore();
-            for ((_, member), ttl) in members.iter().zip(&ttls) {
-                if *ttl > 0 {
-                    let at = now.saturating_add(ttl.unsigned_abs());
-                    add.cmd("ZADD")
-                        .arg(&layout.expiries[..])
-                        .arg(at)
-                        .arg(member)
-                        .ignore();
-                }
+            let expiring = members.iter().zip(&ttls).filter(|(_, ttl)| **ttl > 0);
+            let schedule = layout.schedule_zadd(
+                expiring.map(|((_, m), ttl)| (now.saturating_add(ttl.unsigned_abs()), m.as_str())),
+            );
+            if let Some(schedule) = schedule {
+                add.add_command(schedule).ignore();
             }
             add.query_async::<()>(&mut conn).await.map_err(map)?;
             report.indexed += members.len() as u64;
@@ -310,12 +336,11 @@ async fn drop_missing(conn: &mut ConnectionManager, layout: &Layout) -> Result<u
                 .map(|(m, _)| m)
                 .collect();
             if !gone.is_empty() {
-                let mut zrem = redis::cmd("ZREM");
-                zrem.arg(&layout.index[..]);
-                for member in &gone {
-                    zrem.arg(member.as_str());
-                }
-                let removed: u64 = zrem.query_async(conn).await.map_err(map)?;
+                let removed: u64 = layout
+                    .index_zrem(gone.iter().map(|m| m.as_str()))
+                    .query_async(conn)
+                    .await
+                    .map_err(map)?;
                 dropped += removed;
             }
         }

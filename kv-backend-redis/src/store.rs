@@ -268,13 +268,10 @@ impl RedisStore {
     /// index and, when some have a TTL, one ZADD to the expiry schedule.
     fn push_sets(&self, pipe: &mut Pipeline, entries: &[&Entry]) {
         let prefix = self.layout.prefix.len();
-        let (mut plain, mut plain_bytes, mut key_bytes) = (0, 0, 0);
-        for entry in entries {
-            key_bytes += entry.key.as_str().len();
-            if entry.ttl.is_none() {
-                plain += 1;
-                plain_bytes += prefix + entry.key.as_str().len() + entry.value.len();
-            }
+        let (mut plain, mut plain_bytes) = (0, 0);
+        for entry in entries.iter().filter(|e| e.ttl.is_none()) {
+            plain += 1;
+            plain_bytes += prefix + entry.key.as_str().len() + entry.value.len();
         }
         if plain > 0 {
             let name = if plain == 1 { "SET" } else { "MSET" };
@@ -294,22 +291,17 @@ impl RedisStore {
                     .ignore();
             }
         }
-        let mut zadd = self.layout.index_zadd(entries.len(), key_bytes);
-        for entry in entries {
-            zadd.arg(0).arg(entry.key.as_str());
-        }
-        pipe.add_command(zadd).ignore();
+        let members = entries.iter().map(|e| e.key.as_str());
+        pipe.add_command(self.layout.index_zadd(members)).ignore();
         if plain < entries.len() {
             let now = now_millis();
-            let schedule = pipe.cmd("ZADD").arg(&self.layout.expiries[..]);
-            for entry in entries {
-                if let Some(ttl) = entry.ttl {
-                    schedule
-                        .arg(now.saturating_add(millis(ttl)))
-                        .arg(entry.key.as_str());
-                }
+            let expiring = entries.iter().filter_map(|e| {
+                let at = now.saturating_add(millis(e.ttl?));
+                Some((at, e.key.as_str()))
+            });
+            if let Some(schedule) = self.layout.schedule_zadd(expiring) {
+                pipe.add_command(schedule).ignore();
             }
-            pipe.ignore();
         }
     }
 
@@ -320,14 +312,8 @@ impl RedisStore {
         if !counted {
             pipe.ignore();
         }
-        let index = &self.layout.index;
-        let key_bytes: usize = keys.iter().map(|k| k.as_str().len()).sum();
-        let mut zrem = sized_cmd("ZREM", 1 + keys.len(), index.len() + key_bytes);
-        zrem.arg(&index[..]);
-        for key in keys {
-            zrem.arg(key.as_str());
-        }
-        pipe.add_command(zrem).ignore();
+        let members = keys.iter().map(|k| k.as_str());
+        pipe.add_command(self.layout.index_zrem(members)).ignore();
     }
 }
 
