@@ -30,24 +30,63 @@ if ! command -v mongod >/dev/null 2>&1 \
   && ! "${KV_SECANTUS_VENV:-$HOME/.cache/kv/secantus}/bin/python" -c "import secantus" >/dev/null 2>&1; then
   missing="$missing secantus"
 fi
+# Each step is timed; the times are printed at the end (also when a step fails),
+# so a slow step shows in every CI log.
+TIMES=()
+STEP=""
+STEP_START=0
+RUN_START=$(date +%s)
+finish_step() {
+  if [ -n "$STEP" ]; then
+    TIMES+=("$(printf '%6ds  %s' "$(($(date +%s) - STEP_START))" "$STEP")")
+    STEP=""
+  fi
+}
+report() {
+  local status=$?
+  finish_step
+  echo
+  echo "==> step times"
+  printf '%s\n' "${TIMES[@]}"
+  printf '%6ds  total (exit %d)\n' "$(($(date +%s) - RUN_START))" "$status"
+  # One RocksDB C++ build per target dir is expected (more only after its
+  # version or build settings changed); each one is a 10-20 minute compile.
+  local rocksdb_builds
+  rocksdb_builds=$(find "$CARGO_TARGET_DIR/debug/build" -maxdepth 2 -path '*/librocksdb-sys-*/out' 2>/dev/null | wc -l)
+  echo "RocksDB C++ builds in $CARGO_TARGET_DIR: $rocksdb_builds"
+}
+trap report EXIT
+step() {
+  finish_step
+  STEP="$*"
+  STEP_START=$(date +%s)
+  echo
+  echo "==> $*"
+}
+
+step "install test dependencies (if missing)"
 if [ -n "$missing" ]; then
   echo "test.sh: missing:$missing; running scripts/install-test-deps.sh"
   bash scripts/install-test-deps.sh
 fi
 
-step() { echo; echo "==> $*"; }
-
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+# clippy, doc and test resolve features the same way (doc includes the examples,
+# so dev-dependencies count in all three) and the workspace profile builds every
+# dependency without debug info, so build scripts are shared between the steps:
+# RocksDB's C++ is compiled once, by whichever step comes first.
 step "cargo clippy (all targets, all features, -D warnings)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "cargo doc (-D warnings)"
-RUSTDOCFLAGS="-Dwarnings" cargo doc --workspace --no-deps --all-features
+RUSTDOCFLAGS="-Dwarnings" cargo doc --workspace --no-deps --all-features --lib --bins --examples
 
 step "cargo test --workspace --all-features"
 cargo test --workspace --all-features
 
 step "quickstart example"
 cargo run --quiet --example quickstart
+
+finish_step
