@@ -6,7 +6,6 @@
 mod config;
 mod error;
 mod store;
-mod value;
 
 pub use config::{Compression, RocksDbConfig};
 pub use store::{MAX_VALUE_BYTES, RocksDbStore, RocksDbStoreBuilder};

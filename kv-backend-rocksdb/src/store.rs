@@ -20,7 +20,7 @@ use rocksdb::{
 
 use crate::config::{Compression, RocksDbConfig};
 use crate::error::{BACKEND, map_rocksdb_error};
-use crate::value::{self, Malformed, now_millis};
+use kv_core::stamp::{self as value, Malformed, now_millis};
 
 /// The largest value: 256 MiB (values travel whole through a WriteBatch).
 pub const MAX_VALUE_BYTES: usize = 256 * 1024 * 1024;

@@ -40,6 +40,7 @@ mod key;
 mod memory;
 mod options;
 mod prefix;
+pub mod stamp;
 mod store;
 mod support;
 mod typed_batch;

@@ -1,4 +1,6 @@
-//! The stored value format: a one-byte header, an optional expiry, the value.
+//! The stamped value format, for backends that store a value's expiry with
+//! it and filter on read (RocksDB, etcd): a one-byte header, an optional
+//! expiry, the value.
 //!
 //! ```text
 //! 0x00 value...                  no TTL
@@ -6,8 +8,19 @@
 //! ```
 //!
 //! The expiry is wall-clock time, so it survives restarts. Reads compare it
-//! with the clock and treat an expired value as absent; the compaction
-//! filter drops expired values from disk.
+//! with the clock and treat an expired value as absent; each backend
+//! reclaims the storage its own way (RocksDB's compaction filter, etcd's
+//! leases).
+//!
+//! ```
+//! use std::time::Duration;
+//! use kv_core::stamp;
+//!
+//! let mut stored = Vec::new();
+//! stamp::encode_into(&mut stored, b"v", Some(Duration::from_millis(5)), 1000);
+//! assert_eq!(stamp::decode(&stored, 1004).unwrap(), Some(&b"v"[..]));
+//! assert_eq!(stamp::decode(&stored, 1005).unwrap(), None); // expired
+//! ```
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -15,18 +28,18 @@ const PLAIN: u8 = 0;
 const EXPIRING: u8 = 1;
 
 /// Milliseconds since the Unix epoch, now.
-pub(crate) fn now_millis() -> u64 {
+pub fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The longest header: the tag and an expiry.
-pub(crate) const HEADER_MAX: usize = 9;
+pub const HEADER_MAX: usize = 9;
 
 /// Writes the stored form of `value`, expiring `ttl` from `now`, into `out`
 /// (cleared first, so one buffer serves a whole batch).
-pub(crate) fn encode_into(out: &mut Vec<u8>, value: &[u8], ttl: Option<Duration>, now: u64) {
+pub fn encode_into(out: &mut Vec<u8>, value: &[u8], ttl: Option<Duration>, now: u64) {
     out.clear();
     out.reserve(HEADER_MAX + value.len());
     match ttl {
@@ -42,11 +55,11 @@ pub(crate) fn encode_into(out: &mut Vec<u8>, value: &[u8], ttl: Option<Duration>
 
 /// A stored value that is not in this format (written by another program,
 /// or corrupted).
-#[derive(Debug)]
-pub(crate) struct Malformed;
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Malformed;
 
 /// The live value in `stored`, or `None` when it has expired at `now`.
-pub(crate) fn decode(stored: &[u8], now: u64) -> Result<Option<&[u8]>, Malformed> {
+pub fn decode(stored: &[u8], now: u64) -> Result<Option<&[u8]>, Malformed> {
     match stored.split_first() {
         Some((&PLAIN, value)) => Ok(Some(value)),
         Some((&EXPIRING, rest)) if rest.len() >= 8 => {
@@ -59,9 +72,9 @@ pub(crate) fn decode(stored: &[u8], now: u64) -> Result<Option<&[u8]>, Malformed
     }
 }
 
-/// Whether the compaction filter may drop `stored` at `now`. Malformed
+/// Whether a reaper may drop `stored` at `now`. Malformed
 /// values are kept: they are not ours to delete.
-pub(crate) fn expired(stored: &[u8], now: u64) -> bool {
+pub fn expired(stored: &[u8], now: u64) -> bool {
     matches!(decode(stored, now), Ok(None))
 }
 
