@@ -4,11 +4,11 @@ use kv_core::{Entry, ErrorKind, Key, KvStore, KvStoreExt, ListOptions};
 
 use futures::TryStreamExt;
 
-use crate::support::{Space, assert_kind, b, list_all, put};
+use crate::support::{Space, assert_kind, b, list_all, put, set_all};
 
 async fn fill(store: &dyn KvStore, s: &Space, names: &[&str]) {
-    let batch = names.iter().map(|n| Entry::new(s.key(n), b(n))).collect();
-    store.batch_set(batch).await.unwrap();
+    let entries = names.iter().map(|n| Entry::new(s.key(n), b(n))).collect();
+    set_all(store, entries).await;
 }
 
 /// The names listed under `space + prefix`, sorted.

@@ -110,6 +110,26 @@ pub async fn put(store: &dyn KvStore, key: &Key, value: &str) {
         .unwrap_or_else(|e| panic!("set {key:?}: {e}"));
 }
 
+/// Writes `entries` for a case's setup in as few `batch_set`s as the
+/// backend's `max_batch_ops` allows, panicking on error. For cases about
+/// something else than one batch (listing, expiry), so they run on backends
+/// with any limit.
+pub async fn set_all(store: &dyn KvStore, entries: Vec<Entry>) {
+    let chunk = store
+        .capabilities()
+        .max_batch_ops
+        .unwrap_or(usize::MAX)
+        .max(1);
+    let mut entries = entries.into_iter().peekable();
+    while entries.peek().is_some() {
+        let batch: Vec<Entry> = entries.by_ref().take(chunk).collect();
+        store
+            .batch_set(batch)
+            .await
+            .unwrap_or_else(|e| panic!("batch_set: {e}"));
+    }
+}
+
 /// Reads, panicking on error.
 pub async fn get(store: &dyn KvStore, key: &Key) -> Option<Bytes> {
     store

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use kv_core::{Entry, ErrorKind, KvStore, ListOptions, SetOptions, WriteOp};
 
 use crate::support::{
-    LONG_TTL, SHORT_TTL, Space, assert_kind, b, get, list_all, put, wait_past_short_ttl,
+    LONG_TTL, SHORT_TTL, Space, assert_kind, b, get, list_all, put, set_all, wait_past_short_ttl,
 };
 
 fn short() -> SetOptions {
@@ -95,7 +95,7 @@ pub async fn expired_keys_are_not_listed_and_pages_stay_full(store: &dyn KvStore
         let e = Entry::new(s.key(&format!("{i:02}")), b("v"));
         batch.push(if i % 2 == 0 { e.with_ttl(SHORT_TTL) } else { e });
     }
-    store.batch_set(batch).await.unwrap();
+    set_all(store, batch).await;
     wait_past_short_ttl().await;
     let expected: Vec<String> = (0..20)
         .filter(|i| i % 2 == 1)
