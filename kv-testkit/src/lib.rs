@@ -120,7 +120,19 @@ pub struct TestServer {
     url: String,
     source: Source,
     local: Option<process::Watched>,
+    /// Started by [`private`]: stopped when dropped.
+    private: bool,
     _keep: Option<Box<dyn Any + Send + Sync>>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if self.private
+            && let Some(watched) = self.local.take()
+        {
+            watched.stop();
+        }
+    }
 }
 
 impl TestServer {
@@ -235,22 +247,55 @@ pub async fn server(kind: Kind) -> Option<&'static TestServer> {
 pub fn server_blocking(kind: Kind) -> Option<&'static TestServer> {
     match SERVERS[kind.index()].get_or_init(|| resolve(kind)) {
         Ok(server) => Some(server),
-        Err(why) if skip_allowed() => {
-            eprintln!(
-                "\n!!!!!!!!!! KV-TESTKIT: SKIPPING A TEST: no {kind} server ({why}); \
-                 KV_TEST_SKIP_UNAVAILABLE=1 allows this. THE TEST DID NOT RUN. !!!!!!!!!!\n"
-            );
-            None
-        }
-        Err(why) => panic!(
-            "no {kind} server for the tests: {why}\n\
-             To fix: {hint} (scripts/install-test-deps.sh installs every server), \
-             or set {var} to the URL of a running server, or start a Docker daemon. \
-             KV_TEST_SKIP_UNAVAILABLE=1 skips such tests instead (loudly).",
-            hint = kind.install_hint(),
-            var = kind.env_var(),
-        ),
+        Err(why) => unavailable(kind, why),
     }
+}
+
+/// A new server of `kind` for the caller alone, stopped when dropped: a
+/// container when Docker answers, else the local binary; never the server
+/// of the environment variable, since the caller may reconfigure it (turn
+/// on authentication) or read its exact counters. `None` only when it is
+/// unavailable and `KV_TEST_SKIP_UNAVAILABLE=1`.
+///
+/// ```no_run
+/// # async fn demo() {
+/// let Some(etcd) = kv_testkit::private(kv_testkit::Kind::Etcd).await else { return };
+/// println!("an etcd of my own at {}", etcd.url());
+/// # }
+/// ```
+///
+/// # Panics
+///
+/// As [`server`].
+pub async fn private(kind: Kind) -> Option<TestServer> {
+    match tokio::task::spawn_blocking(move || start_new(kind)).await {
+        Ok(Ok(mut server)) => {
+            server.private = true;
+            Some(server)
+        }
+        Ok(Err(why)) => unavailable(kind, &why),
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    }
+}
+
+/// `None` with a loud line when skipping is allowed; else a panic saying
+/// what to install.
+fn unavailable<T>(kind: Kind, why: &str) -> Option<T> {
+    if skip_allowed() {
+        eprintln!(
+            "\n!!!!!!!!!! KV-TESTKIT: SKIPPING A TEST: no {kind} server ({why}); \
+             KV_TEST_SKIP_UNAVAILABLE=1 allows this. THE TEST DID NOT RUN. !!!!!!!!!!\n"
+        );
+        return None;
+    }
+    panic!(
+        "no {kind} server for the tests: {why}\n\
+         To fix: {hint} (scripts/install-test-deps.sh installs every server), \
+         or set {var} to the URL of a running server, or start a Docker daemon. \
+         KV_TEST_SKIP_UNAVAILABLE=1 skips such tests instead (loudly).",
+        hint = kind.install_hint(),
+        var = kind.env_var(),
+    )
 }
 
 /// The shared Redis server. See [`server`].
@@ -286,10 +331,17 @@ fn resolve(kind: Kind) -> Result<TestServer, String> {
                 url: url.to_owned(),
                 source: Source::Env,
                 local: None,
+                private: false,
                 _keep: None,
             });
         }
     }
+    start_new(kind)
+}
+
+/// Starts a server of `kind`: a container when Docker answers, else the
+/// local binary.
+fn start_new(kind: Kind) -> Result<TestServer, String> {
     let mut notes = Vec::new();
     if container::docker_answers() {
         match container::start(kind) {
@@ -299,6 +351,7 @@ fn resolve(kind: Kind) -> Result<TestServer, String> {
                     url: running.url,
                     source: Source::Container,
                     local: None,
+                    private: false,
                     _keep: Some(running.keep),
                 });
             }
@@ -313,6 +366,7 @@ fn resolve(kind: Kind) -> Result<TestServer, String> {
             url: local.url,
             source: Source::Local,
             local: Some(local.watched),
+            private: false,
             _keep: None,
         }),
         Err(why) => {
