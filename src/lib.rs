@@ -34,7 +34,7 @@
 //! | `redis://`, `rediss://` | Redis ([`redis`] module) | `redis` | available |
 //! | `postgres://`, `postgresql://` | PostgreSQL ([`postgres`] module) | `postgres` | available |
 //! | `rocksdb:///abs/path`, `rocksdb://./rel/path` | RocksDB, embedded ([`rocksdb`] module) | `rocksdb` | available |
-//! | `etcd://host:port[,host:port]` | etcd | `etcd` | planned |
+//! | `etcd://host:port[,host:port]`, `etcds://` | etcd ([`etcd`] module) | `etcd` | available |
 //! | `mongodb://`, `mongodb+srv://` | MongoDB | `mongo` | planned |
 #![forbid(unsafe_code)]
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
@@ -65,6 +65,13 @@ pub mod postgres {
 #[cfg(feature = "rocksdb")]
 pub mod rocksdb {
     pub use kv_backend_rocksdb::*;
+}
+
+/// The etcd backend (feature `etcd`): [`EtcdStore`](etcd::EtcdStore), its
+/// builder and config, and the `etcd_client` driver itself.
+#[cfg(feature = "etcd")]
+pub mod etcd {
+    pub use kv_backend_etcd::*;
 }
 
 /// Connects to the backend the URL's scheme names and returns the typed
@@ -99,11 +106,11 @@ pub async fn connect_store(url: &str) -> Result<Arc<dyn KvStore>> {
         "redis" | "rediss" => redis(&scheme, url).await,
         "postgres" | "postgresql" => postgres(&scheme, url).await,
         "rocksdb" => rocksdb(&scheme, url).await,
-        "etcd" => Err(feature_off(&scheme, "etcd")),
+        "etcd" | "etcds" => etcd(&scheme, url).await,
         "mongodb" | "mongodb+srv" => Err(feature_off(&scheme, "mongo")),
         _ => Err(config_error(format!(
             "unknown URL scheme `{scheme}://`; kv knows memory, redis, rediss, postgres, \
-             postgresql, rocksdb, etcd, mongodb and mongodb+srv"
+             postgresql, rocksdb, etcd, etcds, mongodb and mongodb+srv"
         ))),
     }
 }
@@ -157,6 +164,19 @@ async fn postgres(_scheme: &str, url: &str) -> Result<Arc<dyn KvStore>> {
 #[cfg(not(feature = "postgres"))]
 async fn postgres(scheme: &str, _url: &str) -> Result<Arc<dyn KvStore>> {
     Err(feature_off(scheme, "postgres"))
+}
+
+#[cfg(feature = "etcd")]
+async fn etcd(scheme: &str, url: &str) -> Result<Arc<dyn KvStore>> {
+    // The URL's scheme may be upper case; the backend expects etcd(s)://.
+    let rest = url.split_once("://").map_or("", |(_, rest)| rest);
+    let url = format!("{scheme}://{rest}");
+    Ok(kv_backend_etcd::EtcdStore::connect(&url).await?.into_dyn())
+}
+
+#[cfg(not(feature = "etcd"))]
+async fn etcd(scheme: &str, _url: &str) -> Result<Arc<dyn KvStore>> {
+    Err(feature_off(scheme, "etcd"))
 }
 
 #[cfg(feature = "rocksdb")]

@@ -1,0 +1,19 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs, rustdoc::broken_intra_doc_links)]
+#![warn(missing_debug_implementations, unreachable_pub)]
+
+mod config;
+mod error;
+mod lease;
+mod store;
+mod txn;
+
+pub use config::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS,
+    DEFAULT_REQUEST_TIMEOUT, EtcdConfig, EtcdTls,
+};
+pub use store::{EtcdStore, EtcdStoreBuilder};
+
+/// The native driver, re-exported so applications can reach it.
+pub use etcd_client;

@@ -1,0 +1,697 @@
+//! [`EtcdStore`]: the `KvStore` implementation.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use etcd_client::{
+    Certificate, Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, Identity,
+    KvClient, PutOptions, TlsOptions, Txn, TxnOp,
+};
+use kv_core::stamp::{self, now_millis};
+use kv_core::{
+    Capabilities, Entry, Key, KvStore, ListOptions, MAX_KEY_BYTES, Operation, Page, Result,
+    SetOptions, Validator, WriteOp,
+};
+
+use crate::config::{EtcdConfig, EtcdTls, millis};
+use crate::error::{BACKEND, config_error, is_lease_not_found, map_etcd_error};
+use crate::lease::Leases;
+use crate::txn::{self, OP_OVERHEAD, TXN_OVERHEAD};
+
+/// How many times `compare_and_swap` re-reads after losing a race before it
+/// gives up with a temporary error.
+const CAS_ATTEMPTS: usize = 64;
+
+/// The etcd backend: one gRPC channel balanced over the endpoints, every
+/// batch one Txn, exact TTL on shared leases.
+///
+/// Cheap to clone; clones share the channel and the lease cache.
+///
+/// ```no_run
+/// use kv_backend_etcd::EtcdStore;
+/// use kv_core::Kv;
+///
+/// # async fn demo() -> kv_core::Result<()> {
+/// let store = EtcdStore::builder()
+///     .endpoints(["10.0.0.1:2379", "10.0.0.2:2379", "10.0.0.3:2379"])
+///     .user("app", "s3cret")
+///     .key_prefix("myapp/")
+///     .connect()
+///     .await?;
+/// let kv = Kv::new(store.into_dyn());
+/// kv.batch_set([("a", 1), ("b", 2)]).await?; // one Txn
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct EtcdStore {
+    client: Client,
+    kv: KvClient,
+    leases: Arc<Leases>,
+    prefix: Arc<[u8]>,
+    validator: Validator,
+    config: Arc<EtcdConfig>,
+}
+
+/// Builds an [`EtcdStore`].
+#[derive(Debug, Clone, Default)]
+pub struct EtcdStoreBuilder {
+    config: EtcdConfig,
+}
+
+impl EtcdStoreBuilder {
+    /// The cluster's client endpoints, `host:port` (default
+    /// `127.0.0.1:2379`).
+    pub fn endpoints<S: Into<String>>(mut self, endpoints: impl IntoIterator<Item = S>) -> Self {
+        self.config.endpoints = endpoints.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Authenticates as `user` (for clusters with auth enabled).
+    pub fn user(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.config.user = Some(user.into());
+        self.config.password = Some(password.into());
+        self
+    }
+
+    /// Connects over TLS.
+    pub fn tls(mut self, tls: EtcdTls) -> Self {
+        self.config.tls = Some(tls);
+        self
+    }
+
+    /// A prefix for every key in etcd (default none).
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.config.key_prefix = prefix.into();
+        self
+    }
+
+    /// How long connecting to an endpoint may take (default 5 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connect_timeout_ms = millis(timeout);
+        self
+    }
+
+    /// How long one request may take (default 30 s).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.config.request_timeout_ms = millis(timeout);
+        self
+    }
+
+    /// The server's `--max-txn-ops` (default 128).
+    pub fn max_txn_ops(mut self, max: usize) -> Self {
+        self.config.max_txn_ops = max;
+        self
+    }
+
+    /// The server's `--max-request-bytes` (default 1.5 MiB).
+    pub fn max_request_bytes(mut self, max: usize) -> Self {
+        self.config.max_request_bytes = max;
+        self
+    }
+
+    /// Serve reads without a quorum round (may be stale; default off).
+    pub fn serializable_reads(mut self, on: bool) -> Self {
+        self.config.serializable_reads = on;
+        self
+    }
+
+    /// Connects and makes one round trip.
+    ///
+    /// # Errors
+    ///
+    /// `Config` for bad settings; `Unavailable`, `Timeout`,
+    /// `PermissionDenied` when the cluster cannot be reached or refuses.
+    pub async fn connect(self) -> Result<EtcdStore> {
+        EtcdStore::from_config(self.config).await
+    }
+}
+
+impl EtcdStore {
+    /// A builder with the defaults.
+    pub fn builder() -> EtcdStoreBuilder {
+        EtcdStoreBuilder::default()
+    }
+
+    /// Connects to `etcd://host:port[,host:port...]` (see
+    /// [`EtcdConfig::from_url`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`EtcdStoreBuilder::connect`].
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::from_config(EtcdConfig::from_url(url)?).await
+    }
+
+    /// Connects with a deserialized [`EtcdConfig`].
+    ///
+    /// # Errors
+    ///
+    /// As [`EtcdStoreBuilder::connect`].
+    pub async fn from_config(config: EtcdConfig) -> Result<Self> {
+        let caps = capabilities(&config)?;
+        let options = connect_options(&config)?;
+        let client = Client::connect(config.endpoint_urls(), Some(options))
+            .await
+            .map_err(|e| map_etcd_error(Operation::Connect, e))?;
+        // A batch_get answers up to max_txn_ops values of up to max_value_bytes.
+        let max_answer = config
+            .max_txn_ops
+            .saturating_mul(config.max_request_bytes)
+            .saturating_add(1 << 20);
+        let kv = client.kv_client().max_decoding_message_size(max_answer);
+        let store = Self {
+            leases: Arc::new(Leases::new(client.lease_client())),
+            kv,
+            client,
+            prefix: config.key_prefix.as_bytes().into(),
+            validator: Validator::new(BACKEND, caps),
+            config: Arc::new(config),
+        };
+        store.ping(Operation::Connect).await?;
+        Ok(store)
+    }
+
+    /// This store as `Arc<dyn KvStore>`.
+    pub fn into_dyn(self) -> Arc<dyn KvStore> {
+        Arc::new(self)
+    }
+
+    /// The etcd-client connection, for requests of your own.
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// The key prefix.
+    pub fn key_prefix(&self) -> &str {
+        &self.config.key_prefix
+    }
+
+    /// How many lease buckets the store has cached (each is one etcd lease).
+    pub fn cached_leases(&self) -> usize {
+        self.leases.cached()
+    }
+
+    fn full_key(&self, key: &Key) -> Vec<u8> {
+        txn::full_key(&self.prefix, key.as_str().as_bytes())
+    }
+
+    fn get_options(&self) -> GetOptions {
+        let options = GetOptions::new();
+        if self.config.serializable_reads {
+            options.with_serializable()
+        } else {
+            options
+        }
+    }
+
+    /// One round trip: a count-only Range of the prefix key itself.
+    async fn ping(&self, op: Operation) -> Result<()> {
+        let key = if self.prefix.is_empty() {
+            vec![0]
+        } else {
+            self.prefix.to_vec()
+        };
+        self.kv
+            .clone()
+            .get(key, Some(self.get_options().with_count_only()))
+            .await
+            .map_err(|e| map_etcd_error(op, e))?;
+        Ok(())
+    }
+
+    /// Fails with `BatchTooLarge` when a request of `bytes` would exceed the
+    /// server's `--max-request-bytes`.
+    fn check_request_bytes(&self, op: Operation, bytes: usize) -> Result<()> {
+        if bytes > self.config.max_request_bytes {
+            return Err(
+                kv_core::Error::new(kv_core::ErrorKind::BatchTooLarge, BACKEND, op).with_message(
+                    format!(
+                        "the Txn would be about {bytes} bytes, over the server's max request bytes \
+                     ({}); split the batch",
+                        self.config.max_request_bytes
+                    ),
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// Runs a write that may name leases; when etcd no longer knows one of
+    /// them (it rejects the whole request, so nothing was applied), forgets
+    /// the cache and runs it once more with fresh leases.
+    async fn write<T, F, Fut>(&self, op: Operation, attempt: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
+        match attempt().await {
+            Err(e) if is_lease_not_found(&e) => {
+                self.leases.forget_all();
+                attempt().await
+            }
+            other => other,
+        }
+        .map_err(|e| map_etcd_error(op, e))
+    }
+
+    /// The Put of `entry` in kv's stored format, on the lease of its expiry.
+    async fn put_op(
+        &self,
+        entry: &Entry,
+        now: u64,
+    ) -> std::result::Result<TxnOp, etcd_client::Error> {
+        let options = self.put_options(entry.ttl, now).await?;
+        let mut stored = Vec::new();
+        stamp::encode_into(&mut stored, &entry.value, entry.ttl, now);
+        Ok(TxnOp::put(self.full_key(&entry.key), stored, options))
+    }
+
+    async fn put_options(
+        &self,
+        ttl: Option<Duration>,
+        now: u64,
+    ) -> std::result::Result<Option<PutOptions>, etcd_client::Error> {
+        Ok(match ttl {
+            Some(ttl) => Some(PutOptions::new().with_lease(self.leases.lease_for(ttl, now).await?)),
+            // No lease: a put without TTL detaches any earlier lease.
+            None => None,
+        })
+    }
+
+    /// One Txn of `ops` (puts of `entries` and deletes of `deletes`).
+    async fn put_and_delete(
+        &self,
+        op: Operation,
+        entries: &[&Entry],
+        deletes: &[&Key],
+    ) -> Result<()> {
+        let bytes = TXN_OVERHEAD
+            + entries
+                .iter()
+                .map(|e| txn::put_bytes(&self.prefix, e))
+                .sum::<usize>()
+            + deletes
+                .iter()
+                .map(|k| OP_OVERHEAD + self.prefix.len() + k.as_str().len())
+                .sum::<usize>();
+        self.check_request_bytes(op, bytes)?;
+        self.write(op, || async move {
+            let now = now_millis();
+            let mut ops = Vec::with_capacity(entries.len() + deletes.len());
+            for entry in entries {
+                ops.push(self.put_op(entry, now).await?);
+            }
+            ops.extend(
+                deletes
+                    .iter()
+                    .map(|k| TxnOp::delete(self.full_key(k), None)),
+            );
+            self.kv.clone().txn(Txn::new().and_then(ops)).await
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+/// What etcd promises through this store, from its configured limits.
+fn capabilities(config: &EtcdConfig) -> Result<Capabilities> {
+    if config.endpoints.is_empty() {
+        return Err(config_error("at least one etcd endpoint is needed"));
+    }
+    if config.key_prefix.contains('\0') || config.key_prefix.len() >= MAX_KEY_BYTES {
+        return Err(config_error(
+            "the key prefix must have no NUL and be shorter than 1024 bytes",
+        ));
+    }
+    if config.max_txn_ops == 0 {
+        return Err(config_error("max_txn_ops must be at least 1"));
+    }
+    let fixed =
+        TXN_OVERHEAD + OP_OVERHEAD + config.key_prefix.len() + MAX_KEY_BYTES + stamp::HEADER_MAX;
+    if config.max_request_bytes < fixed + 1024 {
+        return Err(config_error(format!(
+            "max_request_bytes must be at least {} to hold a 1 KiB value under the longest key",
+            fixed + 1024
+        )));
+    }
+    if config.user.is_some() != config.password.is_some() {
+        return Err(config_error(
+            "an etcd user needs a password, and a password a user",
+        ));
+    }
+    Ok(Capabilities {
+        atomic_batch: true,
+        max_batch_ops: Some(config.max_txn_ops),
+        max_key_bytes: MAX_KEY_BYTES,
+        max_value_bytes: config.max_request_bytes - fixed,
+        ttl: true,
+        cas: true,
+        ordered_list: true,
+        snapshot_batch_get: true,
+        persistent: true,
+    })
+}
+
+/// The driver's options. Holds the password: never print it (its `Debug`
+/// shows it).
+fn connect_options(config: &EtcdConfig) -> Result<ConnectOptions> {
+    let mut options = ConnectOptions::new()
+        .with_connect_timeout(config.connect_timeout())
+        .with_timeout(config.request_timeout())
+        .with_keep_alive(Duration::from_secs(30), Duration::from_secs(10))
+        .with_auto_token_refresh(true);
+    if let (Some(user), Some(password)) = (&config.user, &config.password) {
+        options = options.with_user(user.clone(), password.clone());
+    }
+    if let Some(tls) = &config.tls {
+        options = options.with_tls(tls_options(tls)?);
+    }
+    Ok(options)
+}
+
+fn tls_options(tls: &EtcdTls) -> Result<TlsOptions> {
+    let read = |what: &str, path: &str| {
+        std::fs::read(path)
+            .map_err(|e| config_error(format!("cannot read the TLS {what} file {path:?}: {e}")))
+    };
+    let mut options = TlsOptions::new();
+    options = match &tls.ca_file {
+        Some(ca) => options.ca_certificate(Certificate::from_pem(read("CA", ca)?)),
+        None => options.with_native_roots(),
+    };
+    match (&tls.cert_file, &tls.key_file) {
+        (Some(cert), Some(key)) => {
+            options = options.identity(Identity::from_pem(
+                read("certificate", cert)?,
+                read("key", key)?,
+            ));
+        }
+        (None, None) => {}
+        _ => {
+            return Err(config_error(
+                "a TLS client certificate needs both cert_file and key_file",
+            ));
+        }
+    }
+    if let Some(domain) = &tls.domain {
+        options = options.domain_name(domain.clone());
+    }
+    Ok(options)
+}
+
+impl fmt::Debug for EtcdStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EtcdStore")
+            .field("endpoints", &self.config.endpoints)
+            .field("user", &self.config.user)
+            .field("key_prefix", &self.config.key_prefix)
+            .field("cached_leases", &self.leases.cached())
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl KvStore for EtcdStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.validator.capabilities()
+    }
+
+    async fn get(&self, key: &Key) -> Result<Option<Bytes>> {
+        let op = Operation::Get;
+        let mut resp = self
+            .kv
+            .clone()
+            .get(self.full_key(key), Some(self.get_options()))
+            .await
+            .map_err(|e| map_etcd_error(op, e))?;
+        match resp.take_kvs().pop() {
+            Some(kv) => txn::live_value(op, key.as_str(), kv.into_key_value().1, now_millis()),
+            None => Ok(None),
+        }
+    }
+
+    async fn set(&self, key: &Key, value: Bytes, options: SetOptions) -> Result<()> {
+        let ttl = self.validator.set(key, &value, options)?;
+        let value = &value;
+        self.write(Operation::Set, || async move {
+            let now = now_millis();
+            let options = self.put_options(ttl, now).await?;
+            let mut stored = Vec::new();
+            stamp::encode_into(&mut stored, value, ttl, now);
+            self.kv
+                .clone()
+                .put(self.full_key(key), stored, options)
+                .await
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &Key) -> Result<bool> {
+        let op = Operation::Delete;
+        let resp = self
+            .kv
+            .clone()
+            .delete(
+                self.full_key(key),
+                Some(DeleteOptions::new().with_prev_key()),
+            )
+            .await
+            .map_err(|e| map_etcd_error(op, e))?;
+        Ok(txn::count_live(resp.prev_kvs().iter().map(|kv| (kv.key(), kv.value()))) > 0)
+    }
+
+    async fn exists(&self, key: &Key) -> Result<bool> {
+        Ok(self
+            .get(key)
+            .await
+            .map_err(|e| e.in_context(BACKEND, Operation::Exists))?
+            .is_some())
+    }
+
+    async fn list(&self, prefix: &str, options: ListOptions) -> Result<Page> {
+        let op = Operation::List;
+        let range = self.validator.list(prefix, &options)?;
+        if range.exhausted {
+            return Ok(Page::default());
+        }
+        let (mut from, end) = txn::list_bounds(&self.prefix, &range);
+        let want = range.limit.saturating_add(1);
+        let mut keys = Vec::with_capacity(want.min(1024));
+        let mut revision = None;
+        // Expired keys are skipped; a page stays full by reading on from
+        // the last key seen, at the revision of the first read.
+        loop {
+            let missing = i64::try_from(want - keys.len()).unwrap_or(i64::MAX);
+            let mut options = self
+                .get_options()
+                .with_range(end.clone())
+                .with_limit(missing);
+            if let Some(revision) = revision {
+                options = options.with_revision(revision);
+            }
+            let mut resp = self
+                .kv
+                .clone()
+                .get(from.clone(), Some(options))
+                .await
+                .map_err(|e| map_etcd_error(op, e))?;
+            revision = revision.or(resp.header().map(|h| h.revision()));
+            let more = resp.more();
+            let kvs = resp.take_kvs();
+            let now = now_millis();
+            for kv in &kvs {
+                if let Some(key) = txn::listed_key(op, &self.prefix, kv.key(), kv.value(), now)? {
+                    keys.push(key);
+                }
+            }
+            match kvs.last() {
+                Some(last) if more && keys.len() < want => from = txn::successor(last.key()),
+                _ => break,
+            }
+        }
+        Ok(Page::from_fetched(keys, range.limit))
+    }
+
+    async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let op = Operation::BatchGet;
+        let distinct = self.validator.distinct_keys(op, keys)?;
+        let bytes = TXN_OVERHEAD
+            + distinct
+                .iter()
+                .map(|k| OP_OVERHEAD + self.prefix.len() + k.as_str().len())
+                .sum::<usize>();
+        self.check_request_bytes(op, bytes)?;
+        let ops: Vec<TxnOp> = distinct
+            .iter()
+            .map(|k| TxnOp::get(self.full_key(k), Some(self.get_options())))
+            .collect();
+        let resp = self
+            .kv
+            .clone()
+            .txn(Txn::new().and_then(ops))
+            .await
+            .map_err(|e| map_etcd_error(op, e))?;
+        let now = now_millis();
+        let values = txn::range_values(resp)
+            .zip(&distinct)
+            .map(|(stored, key)| match stored {
+                Some(stored) => txn::live_value(op, key.as_str(), stored, now),
+                None => Ok(None),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if values.len() != distinct.len() {
+            return Err(txn::short_answer(op));
+        }
+        Ok(txn::align(keys, &distinct, values))
+    }
+
+    async fn batch_set(&self, entries: Vec<Entry>) -> Result<()> {
+        let entries = self.validator.entries(entries)?;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let refs: Vec<&Entry> = entries.iter().collect();
+        self.put_and_delete(Operation::BatchSet, &refs, &[]).await
+    }
+
+    async fn batch_delete(&self, keys: &[Key]) -> Result<u64> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let op = Operation::BatchDelete;
+        let distinct = self.validator.distinct_keys(op, keys)?;
+        let bytes = TXN_OVERHEAD
+            + distinct
+                .iter()
+                .map(|k| OP_OVERHEAD + self.prefix.len() + k.as_str().len())
+                .sum::<usize>();
+        self.check_request_bytes(op, bytes)?;
+        let ops: Vec<TxnOp> = distinct
+            .iter()
+            .map(|k| TxnOp::delete(self.full_key(k), Some(DeleteOptions::new().with_prev_key())))
+            .collect();
+        let resp = self
+            .kv
+            .clone()
+            .txn(Txn::new().and_then(ops))
+            .await
+            .map_err(|e| map_etcd_error(op, e))?;
+        txn::count_live_deleted(op, resp)
+    }
+
+    async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<()> {
+        let ops = self.validator.write_ops(ops)?;
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let (mut puts, mut deletes) = (Vec::new(), Vec::new());
+        for op in &ops {
+            match op {
+                WriteOp::Put(entry) => puts.push(entry),
+                WriteOp::Delete(key) => deletes.push(key),
+            }
+        }
+        self.put_and_delete(Operation::WriteBatch, &puts, &deletes)
+            .await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &Key,
+        expected: Option<Bytes>,
+        new: Option<Bytes>,
+        options: SetOptions,
+    ) -> Result<bool> {
+        let op = Operation::CompareAndSwap;
+        let ttl = self
+            .validator
+            .cas(key, expected.as_deref(), new.as_deref(), options)?;
+        let full = self.full_key(key);
+        // First guess, right for keys without TTL: absent (version 0), or
+        // the expected value stored without expiry. When the guess fails the
+        // Txn reads the key instead; if its live value still matches
+        // (an expired key, a value with a TTL), the next Txn is guarded by
+        // that exact revision. A lost race re-reads and decides again.
+        let mut guard = match &expected {
+            None => Compare::version(full.clone(), CompareOp::Equal, 0),
+            Some(value) => {
+                let mut plain = Vec::new();
+                stamp::encode_into(&mut plain, value, None, 0);
+                Compare::value(full.clone(), CompareOp::Equal, plain)
+            }
+        };
+        let (full_key, new) = (&full, &new);
+        for _ in 0..CAS_ATTEMPTS {
+            let guarded = &guard;
+            let resp = self
+                .write(op, || async move {
+                    let now = now_millis();
+                    let write = match new {
+                        Some(value) => {
+                            let options = self.put_options(ttl, now).await?;
+                            let mut stored = Vec::new();
+                            stamp::encode_into(&mut stored, value, ttl, now);
+                            TxnOp::put(full_key.clone(), stored, options)
+                        }
+                        None => TxnOp::delete(full_key.clone(), None),
+                    };
+                    let txn = Txn::new()
+                        .when([guarded.clone()])
+                        .and_then([write])
+                        .or_else([TxnOp::get(full_key.clone(), None)]);
+                    self.kv.clone().txn(txn).await
+                })
+                .await?;
+            if resp.succeeded() {
+                return Ok(true);
+            }
+            let current = txn::range_kvs(resp)
+                .next()
+                .flatten()
+                .and_then(|mut kvs| kvs.pop());
+            let now = now_millis();
+            let live = match &current {
+                Some(kv) => txn::live_slice(op, key.as_str(), &kv.value, now)?,
+                None => None,
+            };
+            if live != expected.as_deref() {
+                return Ok(false);
+            }
+            guard = match current {
+                Some(kv) => Compare::mod_revision(full.clone(), CompareOp::Equal, kv.mod_revision),
+                None => Compare::version(full.clone(), CompareOp::Equal, 0),
+            };
+        }
+        Err(
+            kv_core::Error::new(kv_core::ErrorKind::Backend, BACKEND, op)
+                .with_key(key.as_str())
+                .with_temporary(true)
+                .with_message(format!(
+                    "the key changed under every one of {CAS_ATTEMPTS} attempts; try again"
+                )),
+        )
+    }
+
+    async fn health(&self) -> Result<kv_core::Health> {
+        let started = Instant::now();
+        self.ping(Operation::Health).await?;
+        Ok(kv_core::Health {
+            backend: BACKEND,
+            latency: started.elapsed(),
+        })
+    }
+}
