@@ -70,24 +70,27 @@ async fn run(url: &str, quick: bool) {
             calls(rounds, ops),
         );
 
-        let [kv_time, hand] = race(
+        let set_by_hand = || {
+            Box::pin(async {
+                let puts: Vec<TxnOp> = names
+                    .iter()
+                    .map(|n| TxnOp::put(*n, stored.clone(), None))
+                    .collect();
+                kv.clone().txn(Txn::new().and_then(puts)).await.unwrap();
+            })
+        };
+        let [kv_time, hand, again] = race(
             rounds,
             ops,
             [
                 &|| Box::pin(async { store.batch_set(entries.take()).await.unwrap() }),
-                &|| {
-                    Box::pin(async {
-                        let puts: Vec<TxnOp> = names
-                            .iter()
-                            .map(|n| TxnOp::put(*n, stored.clone(), None))
-                            .collect();
-                        kv.clone().txn(Txn::new().and_then(puts)).await.unwrap();
-                    })
-                },
+                &|| set_by_hand(),
+                &|| set_by_hand(),
             ],
         )
         .await;
         report("batch_set", size, ops, kv_time, hand);
+        report("batch_set (A/A: hand vs hand)", size, ops, hand, again);
 
         let get_by_hand = || {
             Box::pin(async {

@@ -43,9 +43,25 @@ impl<T: Clone> Stock<T> {
     }
 }
 
+/// The pause before each timed block of calls.
+const PAUSE: Duration = Duration::from_millis(10);
+
+/// The order of the contenders in `round`: rotated by one each round and
+/// reversed every other cycle, so over `2 * n` rounds each contender runs
+/// in every position, after every other contender, equally often.
+fn round_order(round: usize, n: usize) -> Vec<usize> {
+    let rotation = round % n.max(1);
+    let mut order: Vec<usize> = (0..n).map(|i| (i + rotation) % n).collect();
+    if (round / n.max(1)) % 2 == 1 {
+        order.reverse();
+    }
+    order
+}
+
 /// Times `rounds` rounds of `ops_per_round` sequential calls of each
-/// contender, interleaved (the order alternates every round), after a short
-/// warm-up, and returns each contender's median round.
+/// contender, interleaved (the order changes every round, see
+/// `round_order`), each block after a 10 ms pause, after a short warm-up,
+/// and returns each contender's median round.
 pub async fn race<const N: usize>(
     rounds: usize,
     ops_per_round: usize,
@@ -58,12 +74,11 @@ pub async fn race<const N: usize>(
     }
     let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); N];
     for round in 0..rounds {
-        let order: Vec<usize> = if round % 2 == 0 {
-            (0..N).collect()
-        } else {
-            (0..N).rev().collect()
-        };
-        for i in order {
+        for i in round_order(round, N) {
+            // A short pause lets the server finish background work (a
+            // group commit, a flush) that the previous contender's writes
+            // started, so it is not billed to the next one.
+            tokio::time::sleep(PAUSE).await;
             let started = Instant::now();
             for _ in 0..ops_per_round {
                 contenders[i]().await;
@@ -160,5 +175,25 @@ pub async fn batch_against_single_calls(
             keys_per_sec(n, ops, single),
             ratio(single, batch)
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_order;
+
+    #[test]
+    fn every_contender_takes_every_position_equally_often() {
+        for n in 1..=4 {
+            let mut counts = vec![vec![0; n]; n];
+            for round in 0..2 * n {
+                for (position, contender) in round_order(round, n).into_iter().enumerate() {
+                    counts[contender][position] += 1;
+                }
+            }
+            for row in &counts {
+                assert!(row.iter().all(|&c| c == row[0]), "n {n}: {counts:?}");
+            }
+        }
     }
 }
