@@ -8,6 +8,7 @@
 #   protobuf-compiler       protoc, needed to build the etcd-client crate
 #   libprotobuf-dev         protoc's well-known types (google/protobuf/*.proto) it imports
 #   clang libclang-dev      bindgen, needed to build the rocksdb crate
+#   openssl                 to make the certificates of the etcd TLS test
 #   python3-venv            to install SecantusDB (MongoDB-wire-compatible test
 #                           server, GPL-2.0, run only as a separate process)
 #
@@ -20,7 +21,7 @@ if [ "$(id -u)" -ne 0 ]; then
   SUDO="sudo"
 fi
 
-APT_PACKAGES=(redis-server etcd-server etcd-client postgresql protobuf-compiler libprotobuf-dev clang libclang-dev python3-venv)
+APT_PACKAGES=(redis-server etcd-server etcd-client postgresql protobuf-compiler libprotobuf-dev clang libclang-dev openssl python3-venv)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

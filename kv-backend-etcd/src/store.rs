@@ -224,9 +224,19 @@ impl EtcdStore {
         Ok(())
     }
 
-    /// Fails with `BatchTooLarge` when a request of `bytes` would exceed the
-    /// server's `--max-request-bytes`.
-    fn check_request_bytes(&self, op: Operation, bytes: usize) -> Result<()> {
+    /// Fails with `BatchTooLarge` when a Txn putting `entries` and naming
+    /// `keys` (reads or deletes) would exceed the server's
+    /// `--max-request-bytes`.
+    fn check_request_bytes(&self, op: Operation, entries: &[&Entry], keys: &[&Key]) -> Result<()> {
+        let bytes = TXN_OVERHEAD
+            + entries
+                .iter()
+                .map(|e| txn::put_bytes(&self.prefix, e))
+                .sum::<usize>()
+            + keys
+                .iter()
+                .map(|k| OP_OVERHEAD + self.prefix.len() + k.as_str().len())
+                .sum::<usize>();
         if bytes > self.config.max_request_bytes {
             return Err(
                 kv_core::Error::new(kv_core::ErrorKind::BatchTooLarge, BACKEND, op).with_message(
@@ -290,16 +300,7 @@ impl EtcdStore {
         entries: &[&Entry],
         deletes: &[&Key],
     ) -> Result<()> {
-        let bytes = TXN_OVERHEAD
-            + entries
-                .iter()
-                .map(|e| txn::put_bytes(&self.prefix, e))
-                .sum::<usize>()
-            + deletes
-                .iter()
-                .map(|k| OP_OVERHEAD + self.prefix.len() + k.as_str().len())
-                .sum::<usize>();
-        self.check_request_bytes(op, bytes)?;
+        self.check_request_bytes(op, entries, deletes)?;
         self.write(op, || async move {
             let now = now_millis();
             let mut ops = Vec::with_capacity(entries.len() + deletes.len());
@@ -529,12 +530,7 @@ impl KvStore for EtcdStore {
         }
         let op = Operation::BatchGet;
         let distinct = self.validator.distinct_keys(op, keys)?;
-        let bytes = TXN_OVERHEAD
-            + distinct
-                .iter()
-                .map(|k| OP_OVERHEAD + self.prefix.len() + k.as_str().len())
-                .sum::<usize>();
-        self.check_request_bytes(op, bytes)?;
+        self.check_request_bytes(op, &[], &distinct)?;
         let ops: Vec<TxnOp> = distinct
             .iter()
             .map(|k| TxnOp::get(self.full_key(k), Some(self.get_options())))
@@ -574,12 +570,7 @@ impl KvStore for EtcdStore {
         }
         let op = Operation::BatchDelete;
         let distinct = self.validator.distinct_keys(op, keys)?;
-        let bytes = TXN_OVERHEAD
-            + distinct
-                .iter()
-                .map(|k| OP_OVERHEAD + self.prefix.len() + k.as_str().len())
-                .sum::<usize>();
-        self.check_request_bytes(op, bytes)?;
+        self.check_request_bytes(op, &[], &distinct)?;
         let ops: Vec<TxnOp> = distinct
             .iter()
             .map(|k| TxnOp::delete(self.full_key(k), Some(DeleteOptions::new().with_prev_key())))

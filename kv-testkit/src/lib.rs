@@ -147,18 +147,23 @@ impl TestServer {
         &self.url
     }
 
-    /// The URL `kv::connect` takes (for etcd `etcd://host:port`; the others
-    /// are the driver's URL).
+    /// The URL `kv::connect` takes (for etcd `etcd://host:port`, or
+    /// `etcds://` over TLS; the others are the driver's URL).
     pub fn kv_url(&self) -> String {
         match self.kind {
             Kind::Etcd => {
+                let scheme = if self.url.trim_start().starts_with("https://") {
+                    "etcds"
+                } else {
+                    "etcd"
+                };
                 let hosts = self.url.split(',').map(|u| {
                     u.trim()
                         .trim_start_matches("http://")
                         .trim_start_matches("https://")
                         .trim_end_matches('/')
                 });
-                format!("etcd://{}", hosts.collect::<Vec<_>>().join(","))
+                format!("{scheme}://{}", hosts.collect::<Vec<_>>().join(","))
             }
             _ => self.url.clone(),
         }
@@ -274,6 +279,33 @@ pub async fn private(kind: Kind) -> Option<TestServer> {
             Some(server)
         }
         Ok(Err(why)) => unavailable(kind, &why),
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    }
+}
+
+/// A new etcd of the caller's own serving its clients over TLS with this
+/// PEM certificate and key (its [`url`](TestServer::url) is `https://`),
+/// started from the local `etcd` binary and stopped when dropped. `None`
+/// only when it is unavailable and `KV_TEST_SKIP_UNAVAILABLE=1`.
+///
+/// # Panics
+///
+/// As [`server`].
+pub async fn private_etcd_tls(
+    cert_file: std::path::PathBuf,
+    key_file: std::path::PathBuf,
+) -> Option<TestServer> {
+    let started = tokio::task::spawn_blocking(move || local::etcd_tls(&cert_file, &key_file)).await;
+    match started {
+        Ok(Ok(local)) => Some(TestServer {
+            kind: Kind::Etcd,
+            url: local.url,
+            source: Source::Local,
+            local: Some(local.watched),
+            private: true,
+            _keep: None,
+        }),
+        Ok(Err(why)) => unavailable(Kind::Etcd, &why),
         Err(join) => std::panic::resume_unwind(join.into_panic()),
     }
 }

@@ -219,13 +219,24 @@ fn postgres() -> Result<Local, String> {
 }
 
 fn etcd() -> Result<Local, String> {
+    etcd_with(None)
+}
+
+/// Starts etcd serving its clients over TLS with this PEM certificate and
+/// key (`https://` client URL); ready once its log says so.
+pub(crate) fn etcd_tls(cert_file: &Path, key_file: &Path) -> Result<Local, String> {
+    etcd_with(Some((cert_file, key_file)))
+}
+
+fn etcd_with(tls: Option<(&Path, &Path)>) -> Result<Local, String> {
     let program = which("etcd").ok_or("`etcd` is not on PATH")?;
     let client = free_port().map_err(|e| e.to_string())?;
     let peer = free_port().map_err(|e| e.to_string())?;
     let dir = dir_for("etcd")?;
-    let client_url = format!("http://127.0.0.1:{client}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let client_url = format!("{scheme}://127.0.0.1:{client}");
     let peer_url = format!("http://127.0.0.1:{peer}");
-    let args = vec![
+    let mut args = vec![
         "--name".into(),
         "kvtest".into(),
         "--data-dir".into(),
@@ -246,8 +257,23 @@ fn etcd() -> Result<Local, String> {
         "--log-outputs".into(),
         "stderr".into(),
     ];
+    if let Some((cert, key)) = tls {
+        args.extend([
+            "--cert-file".into(),
+            cert.display().to_string(),
+            "--key-file".into(),
+            key.display().to_string(),
+        ]);
+    }
     let watched = spawn(dir, None, &program, &args)?;
     let addr = format!("127.0.0.1:{client}");
+    if tls.is_some() {
+        let log = watched.dir.join("server.log");
+        return ready_or_stop("etcd", watched, client_url, || {
+            std::fs::read_to_string(&log)
+                .is_ok_and(|l| l.contains("serving client traffic securely"))
+        });
+    }
     ready_or_stop("etcd", watched, client_url, || {
         tcp_exchange(&addr, b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n")
             .is_some_and(|r| r.contains("\"health\":\"true\""))
