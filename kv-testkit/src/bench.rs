@@ -43,12 +43,10 @@ impl<T: Clone> Stock<T> {
     }
 }
 
-/// The pause before each timed block of calls.
-const PAUSE: Duration = Duration::from_millis(10);
-
-/// The order of the contenders in `round`: rotated by one each round and
-/// reversed every other cycle, so over `2 * n` rounds each contender runs
-/// in every position, after every other contender, equally often.
+/// The order of the contenders in `round` for [`race_paced`]: rotated by
+/// one each round and reversed every other cycle, so over `2 * n` rounds
+/// each contender runs in every position, after every other contender,
+/// equally often.
 fn round_order(round: usize, n: usize) -> Vec<usize> {
     let rotation = round % n.max(1);
     let mut order: Vec<usize> = (0..n).map(|i| (i + rotation) % n).collect();
@@ -59,13 +57,43 @@ fn round_order(round: usize, n: usize) -> Vec<usize> {
 }
 
 /// Times `rounds` rounds of `ops_per_round` sequential calls of each
-/// contender, interleaved (the order changes every round, see
-/// `round_order`), each block after a 10 ms pause, after a short warm-up,
-/// and returns each contender's median round.
+/// contender, interleaved (the order alternates every round), after a short
+/// warm-up, and returns each contender's median round.
 pub async fn race<const N: usize>(
     rounds: usize,
     ops_per_round: usize,
     contenders: [Contender<'_>; N],
+) -> [Duration; N] {
+    let alternate = |round: usize| -> Vec<usize> {
+        if round.is_multiple_of(2) {
+            (0..N).collect()
+        } else {
+            (0..N).rev().collect()
+        }
+    };
+    timed_rounds(rounds, ops_per_round, contenders, alternate, Duration::ZERO).await
+}
+
+/// [`race`] for servers with background work of their own (etcd's group
+/// commit): the order rotates so every contender takes every position
+/// equally often, and each timed block starts after `pause`, so work one
+/// contender's writes started on the server is not billed to the next.
+pub async fn race_paced<const N: usize>(
+    rounds: usize,
+    ops_per_round: usize,
+    pause: Duration,
+    contenders: [Contender<'_>; N],
+) -> [Duration; N] {
+    let rotate = |round: usize| round_order(round, N);
+    timed_rounds(rounds, ops_per_round, contenders, rotate, pause).await
+}
+
+async fn timed_rounds<const N: usize>(
+    rounds: usize,
+    ops_per_round: usize,
+    contenders: [Contender<'_>; N],
+    order: impl Fn(usize) -> Vec<usize>,
+    pause: Duration,
 ) -> [Duration; N] {
     for run in &contenders {
         for _ in 0..ops_per_round.min(WARM_UP) {
@@ -74,11 +102,10 @@ pub async fn race<const N: usize>(
     }
     let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); N];
     for round in 0..rounds {
-        for i in round_order(round, N) {
-            // A short pause lets the server finish background work (a
-            // group commit, a flush) that the previous contender's writes
-            // started, so it is not billed to the next one.
-            tokio::time::sleep(PAUSE).await;
+        for i in order(round) {
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
             let started = Instant::now();
             for _ in 0..ops_per_round {
                 contenders[i]().await;
