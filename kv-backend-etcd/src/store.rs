@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use etcd_client::{
     Certificate, Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, Identity,
-    KvClient, PutOptions, TlsOptions, Txn, TxnOp,
+    KvClient, PutOptions, TlsOptions, Txn, TxnOp, TxnResponse,
 };
 use kv_core::stamp::{self, now_millis};
 use kv_core::{
@@ -249,6 +249,15 @@ impl EtcdStore {
             );
         }
         Ok(())
+    }
+
+    /// Sends one Txn of `ops` without conditions.
+    async fn txn(&self, op: Operation, ops: Vec<TxnOp>) -> Result<TxnResponse> {
+        self.kv
+            .clone()
+            .txn(Txn::new().and_then(ops))
+            .await
+            .map_err(|e| map_etcd_error(op, e))
     }
 
     /// Runs a write that may name leases; when etcd no longer knows one of
@@ -535,12 +544,7 @@ impl KvStore for EtcdStore {
             .iter()
             .map(|k| TxnOp::get(self.full_key(k), Some(self.get_options())))
             .collect();
-        let resp = self
-            .kv
-            .clone()
-            .txn(Txn::new().and_then(ops))
-            .await
-            .map_err(|e| map_etcd_error(op, e))?;
+        let resp = self.txn(op, ops).await?;
         let now = now_millis();
         let values = txn::range_values(resp)
             .zip(&distinct)
@@ -575,12 +579,7 @@ impl KvStore for EtcdStore {
             .iter()
             .map(|k| TxnOp::delete(self.full_key(k), Some(DeleteOptions::new().with_prev_key())))
             .collect();
-        let resp = self
-            .kv
-            .clone()
-            .txn(Txn::new().and_then(ops))
-            .await
-            .map_err(|e| map_etcd_error(op, e))?;
+        let resp = self.txn(op, ops).await?;
         txn::count_live_deleted(op, resp)
     }
 
