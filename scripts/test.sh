@@ -88,5 +88,3 @@ cargo test --workspace --all-features
 
 step "quickstart example"
 cargo run --quiet --example quickstart
-
-finish_step

@@ -136,6 +136,19 @@ impl Drop for TestServer {
 }
 
 impl TestServer {
+    /// A server this process started on this machine; a `private` one stops
+    /// when dropped.
+    fn started_here(kind: Kind, local: local::Local, private: bool) -> Self {
+        Self {
+            kind,
+            url: local.url,
+            source: Source::Local,
+            local: Some(local.watched),
+            private,
+            _keep: None,
+        }
+    }
+
     /// The kind of server.
     pub fn kind(&self) -> Kind {
         self.kind
@@ -297,14 +310,7 @@ pub async fn private_etcd_tls(
 ) -> Option<TestServer> {
     let started = tokio::task::spawn_blocking(move || local::etcd_tls(&cert_file, &key_file)).await;
     match started {
-        Ok(Ok(local)) => Some(TestServer {
-            kind: Kind::Etcd,
-            url: local.url,
-            source: Source::Local,
-            local: Some(local.watched),
-            private: true,
-            _keep: None,
-        }),
+        Ok(Ok(local)) => Some(TestServer::started_here(Kind::Etcd, local, true)),
         Ok(Err(why)) => unavailable(Kind::Etcd, &why),
         Err(join) => std::panic::resume_unwind(join.into_panic()),
     }
@@ -393,14 +399,7 @@ fn start_new(kind: Kind) -> Result<TestServer, String> {
         notes.push("no Docker daemon answers".to_owned());
     }
     match local::start(kind) {
-        Ok(local) => Ok(TestServer {
-            kind,
-            url: local.url,
-            source: Source::Local,
-            local: Some(local.watched),
-            private: false,
-            _keep: None,
-        }),
+        Ok(local) => Ok(TestServer::started_here(kind, local, false)),
         Err(why) => {
             notes.push(why);
             Err(notes.join("; "))
