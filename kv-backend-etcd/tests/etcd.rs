@@ -557,3 +557,32 @@ async fn values_written_by_another_program_are_errors_not_absent() {
     // It still counts as removed when deleted: it existed.
     assert!(store.delete(&key("foreign")).await.unwrap());
 }
+
+#[tokio::test]
+async fn serializable_reads_answer_from_the_member() {
+    let Some(server) = kv_testkit::etcd().await else {
+        return;
+    };
+    let prefix = prefix("serializable");
+    let url = format!("{}?prefix={prefix}&serializable=true", server.kv_url());
+    let store = EtcdStore::connect(&url).await.unwrap();
+    store
+        .batch_set(vec![
+            Entry::new(key("a"), b("1")),
+            Entry::new(key("b"), b("2")),
+        ])
+        .await
+        .unwrap();
+    // One member: a serializable read sees the write it follows.
+    assert_eq!(store.get(&key("a")).await.unwrap(), Some(b("1")));
+    assert_eq!(
+        store.batch_get(&[key("b"), key("x")]).await.unwrap(),
+        [Some(b("2")), None]
+    );
+    let page = store
+        .list("", kv_core::ListOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(page.keys, [key("a"), key("b")]);
+    assert_eq!(store.batch_delete(&[key("a"), key("b")]).await.unwrap(), 2);
+}
