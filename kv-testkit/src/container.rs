@@ -79,7 +79,20 @@ pub(crate) fn start(kind: Kind) -> Result<Running, String> {
         Kind::Mongo => run(Mongo::repl_set().with_tag("7.0"), 27017, |port| {
             format!("mongodb://127.0.0.1:{port}/?directConnection=true")
         }),
-        Kind::Etcd => {
+        Kind::Etcd => etcd(),
+    }
+}
+
+/// MongoDB 7 without a replica set.
+pub(crate) fn mongo_standalone() -> Result<Running, String> {
+    run(Mongo::default().with_tag("7.0"), 27017, |port| {
+        format!("mongodb://127.0.0.1:{port}/?directConnection=true")
+    })
+}
+
+fn etcd() -> Result<Running, String> {
+    {
+        {
             let image = GenericImage::new("quay.io/coreos/etcd", "v3.5.17")
                 .with_exposed_port(2379.tcp())
                 .with_wait_for(WaitFor::message_on_stderr("ready to serve client requests"))

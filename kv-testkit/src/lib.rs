@@ -316,6 +316,98 @@ pub async fn private_etcd_tls(
     }
 }
 
+/// The variable pointing the tests at a standalone MongoDB (no replica set).
+pub const MONGO_STANDALONE_ENV: &str = "KV_TEST_MONGO_STANDALONE_URL";
+
+static MONGO_STANDALONE: OnceLock<Result<TestServer, String>> = OnceLock::new();
+
+/// The shared *standalone* MongoDB server (no replica set, so no
+/// transactions), for the tests of what a store does without them. Found
+/// like [`server`]: [`MONGO_STANDALONE_ENV`], a container, a local `mongod`
+/// without `--replSet` or SecantusDB without its replica-set persona.
+///
+/// # Panics
+///
+/// As [`server`].
+pub async fn mongo_standalone() -> Option<&'static TestServer> {
+    let found = tokio::task::spawn_blocking(|| {
+        MONGO_STANDALONE.get_or_init(|| {
+            if let Ok(url) = std::env::var(MONGO_STANDALONE_ENV)
+                && !url.trim().is_empty()
+            {
+                return Ok(TestServer {
+                    kind: Kind::Mongo,
+                    url: url.trim().to_owned(),
+                    source: Source::Env,
+                    local: None,
+                    private: false,
+                    _keep: None,
+                });
+            }
+            start_mongo_standalone()
+        })
+    })
+    .await;
+    match found {
+        Ok(Ok(server)) => Some(server),
+        Ok(Err(why)) => unavailable(Kind::Mongo, why),
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    }
+}
+
+/// A new MongoDB of the caller's own that requires authentication: no user
+/// exists yet, and the first one is created through the localhost
+/// exception (`createUser` on `admin` from a client without credentials).
+/// A one-node replica set; stopped when dropped. Started from the local
+/// `mongod` or SecantusDB (a container's MongoDB would need its own root
+/// user). `None` only when it is unavailable and
+/// `KV_TEST_SKIP_UNAVAILABLE=1`.
+///
+/// # Panics
+///
+/// As [`server`].
+pub async fn private_mongo_with_auth() -> Option<TestServer> {
+    let options = local::MongoOptions {
+        standalone: false,
+        auth: true,
+    };
+    match tokio::task::spawn_blocking(move || local::mongo(options)).await {
+        Ok(Ok(local)) => Some(TestServer::started_here(Kind::Mongo, local, true)),
+        Ok(Err(why)) => unavailable(Kind::Mongo, &why),
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    }
+}
+
+fn start_mongo_standalone() -> Result<TestServer, String> {
+    let mut notes = Vec::new();
+    if container::docker_answers() {
+        match container::mongo_standalone() {
+            Ok(running) => {
+                return Ok(TestServer {
+                    kind: Kind::Mongo,
+                    url: running.url,
+                    source: Source::Container,
+                    local: None,
+                    private: false,
+                    _keep: Some(running.keep),
+                });
+            }
+            Err(why) => notes.push(format!("Docker answered but {why}")),
+        }
+    }
+    let options = local::MongoOptions {
+        standalone: true,
+        auth: false,
+    };
+    match local::mongo(options) {
+        Ok(local) => Ok(TestServer::started_here(Kind::Mongo, local, false)),
+        Err(why) => {
+            notes.push(why);
+            Err(notes.join("; "))
+        }
+    }
+}
+
 /// `None` with a loud line when skipping is allowed; else a panic saying
 /// what to install.
 fn unavailable<T>(kind: Kind, why: &str) -> Option<T> {

@@ -36,7 +36,7 @@ fn start_once(kind: Kind) -> Result<Local, String> {
         Kind::Redis => redis(),
         Kind::Postgres => postgres(),
         Kind::Etcd => etcd(),
-        Kind::Mongo => mongo(),
+        Kind::Mongo => mongo(MongoOptions::default()),
     }
 }
 
@@ -293,20 +293,33 @@ fn secantus_python() -> PathBuf {
     venv.join("bin/python")
 }
 
-/// Starts SecantusDB in memory on a port it chooses, and prints that port.
+/// Starts SecantusDB in memory and prints its port when it listens.
+/// Arguments: the replica set name (empty: a standalone server), `auth` or
+/// `noauth`, the port (the same one again after a restart).
 const SECANTUS: &str = r#"
 import signal, sys, threading
 from secantus import SecantusDBServer
-server = SecantusDBServer(host="127.0.0.1", port=0, storage_path=":memory:", ttl_sweep_seconds=1.0)
+server = SecantusDBServer(host="127.0.0.1", port=int(sys.argv[3]), storage_path=":memory:", ttl_sweep_seconds=1.0,
+                          replica_set_name=sys.argv[1] or None, require_auth=sys.argv[2] == "auth")
 server.start()
 print("KV-TESTKIT-READY", server.port, flush=True)
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 threading.Event().wait()
 "#;
 
-fn mongo() -> Result<Local, String> {
+/// How a MongoDB test server is started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct MongoOptions {
+    /// A standalone server instead of a one-node replica set.
+    pub(crate) standalone: bool,
+    /// Require authentication (users are created through the localhost
+    /// exception).
+    pub(crate) auth: bool,
+}
+
+pub(crate) fn mongo(options: MongoOptions) -> Result<Local, String> {
     if let Some(mongod) = which("mongod") {
-        return mongod_replica_set(&mongod);
+        return mongod_server(&mongod, options);
     }
     let python = secantus_python();
     if !python.is_file() {
@@ -319,26 +332,34 @@ fn mongo() -> Result<Local, String> {
         ));
     }
     let dir = dir_for("secantus")?;
+    let port = free_port().map_err(|e| e.to_string())?;
+    let replica_set = if options.standalone { "" } else { "secantus" };
+    let auth = if options.auth { "auth" } else { "noauth" };
     let watched = spawn(
         dir,
         None,
         &python,
-        &["-u".into(), "-c".into(), SECANTUS.into()],
+        &[
+            "-u".into(),
+            "-c".into(),
+            SECANTUS.into(),
+            replica_set.into(),
+            auth.into(),
+            port.to_string(),
+        ],
     )?;
-    let mut port = None;
     let ready = wait_until(READY_TIMEOUT, || {
-        port = watched.log().lines().find_map(|l| {
-            l.strip_prefix("KV-TESTKIT-READY ")
-                .map(|p| p.trim().to_owned())
-        });
-        port.is_some()
+        watched
+            .log()
+            .lines()
+            .any(|l| l.starts_with("KV-TESTKIT-READY "))
     });
-    match port {
-        Some(port) if ready => Ok(Local {
+    match ready {
+        true => Ok(Local {
             url: format!("mongodb://127.0.0.1:{port}/?directConnection=true"),
             watched,
         }),
-        _ => {
+        false => {
             let tail = watched.log_tail();
             watched.stop();
             Err(format!(
@@ -348,26 +369,43 @@ fn mongo() -> Result<Local, String> {
     }
 }
 
-/// A real `mongod` as a one-node replica set (transactions need one),
-/// initiated with `mongosh`.
-fn mongod_replica_set(mongod: &Path) -> Result<Local, String> {
+/// A real `mongod`: a one-node replica set (transactions need one),
+/// initiated with `mongosh`, or a standalone server; with `--auth` when
+/// asked (a replica set then authenticates its members with a key file).
+fn mongod_server(mongod: &Path, options: MongoOptions) -> Result<Local, String> {
     let mongosh = which("mongosh")
         .ok_or("`mongod` is on PATH but `mongosh` (needed to initiate the replica set) is not")?;
     let port = free_port().map_err(|e| e.to_string())?.to_string();
     let dir = dir_for("mongod")?;
     let db = dir.join("db");
     std::fs::create_dir_all(&db).map_err(|e| e.to_string())?;
-    let args = vec![
+    let mut args = vec![
         "--port".into(),
         port.clone(),
         "--bind_ip".into(),
         "127.0.0.1".into(),
         "--dbpath".into(),
         db.display().to_string(),
-        "--replSet".into(),
-        "kvtest".into(),
     ];
+    if options.auth {
+        args.push("--auth".into());
+    }
+    if !options.standalone {
+        args.extend(["--replSet".into(), "kvtest".into()]);
+        if options.auth {
+            let key_file = dir.join("keyfile");
+            std::fs::write(&key_file, "kvtestkeyfilekvtestkeyfile").map_err(|e| e.to_string())?;
+            set_owner_only(&key_file)?;
+            args.extend(["--keyFile".into(), key_file.display().to_string()]);
+        }
+    }
+    let url = format!("mongodb://127.0.0.1:{port}/?directConnection=true");
     let watched = spawn(dir, None, mongod, &args)?;
+    if options.standalone {
+        return ready_or_stop("mongod", watched, url, || {
+            wait_ready(Kind::Mongo, &format!("mongodb://127.0.0.1:{port}"))
+        });
+    }
     let eval = |script: &str| {
         Command::new(&mongosh)
             .args(["--quiet", "--port", &port, "--eval", script])
@@ -380,8 +418,21 @@ fn mongod_replica_set(mongod: &Path) -> Result<Local, String> {
         "try {{ rs.initiate({{_id: 'kvtest', members: [{{_id: 0, host: '127.0.0.1:{port}'}}]}}); print(true) }} \
          catch (e) {{ print(e.codeName === 'AlreadyInitialized') }}"
     );
-    let url = format!("mongodb://127.0.0.1:{port}/?directConnection=true");
     ready_or_stop("mongod", watched, url, || {
-        eval(&init) && eval("print(db.hello().isWritablePrimary)")
+        eval(&init) && (options.auth || eval("print(db.hello().isWritablePrimary)"))
     })
+}
+
+/// `chmod 600`: mongod refuses a key file others can read.
+fn set_owner_only(path: &Path) -> Result<(), String> {
+    let status = Command::new("chmod")
+        .arg("600")
+        .arg(path)
+        .status()
+        .map_err(|e| e.to_string())?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err("chmod 600 on the mongod key file failed".into())
+    }
 }

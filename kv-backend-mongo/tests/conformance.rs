@@ -1,0 +1,38 @@
+//! The whole conformance suite against the testkit's MongoDB: once on a
+//! replica set (batches in transactions, `atomic_batch`), once on a
+//! standalone server (no transactions) with at most 7 statements per
+//! command, so every batch of the suite spans several commands there.
+
+use std::sync::Arc;
+
+use kv_backend_mongo::{MongoConfig, MongoStore};
+use kv_core::KvStore;
+
+async fn store(
+    server: Option<&'static kv_testkit::TestServer>,
+    collection: &str,
+    max_statements: usize,
+) -> Option<Arc<dyn KvStore>> {
+    let config = MongoConfig {
+        collection: Some(collection.to_owned()),
+        max_statements_per_command: max_statements,
+        ..MongoConfig::from_url(server?.url()).expect("the test server's URL")
+    };
+    let store = MongoStore::from_config(config)
+        .await
+        .expect("connect to the test MongoDB");
+    Some(store.into_dyn())
+}
+
+mod replica_set {
+    kv_conformance::suite!(|| async {
+        super::store(kv_testkit::mongo().await, "conformance", 100_000).await
+    });
+}
+
+/// No transactions: `atomic_batch` false, batches of several commands.
+mod standalone {
+    kv_conformance::suite!(|| async {
+        super::store(kv_testkit::mongo_standalone().await, "conformance", 7).await
+    });
+}
