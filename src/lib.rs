@@ -35,7 +35,7 @@
 //! | `postgres://`, `postgresql://` | PostgreSQL ([`postgres`] module) | `postgres` | available |
 //! | `rocksdb:///abs/path`, `rocksdb://./rel/path` | RocksDB, embedded ([`rocksdb`] module) | `rocksdb` | available |
 //! | `etcd://host:port[,host:port]`, `etcds://` | etcd ([`etcd`] module) | `etcd` | available |
-//! | `mongodb://`, `mongodb+srv://` | MongoDB | `mongo` | planned |
+//! | `mongodb://host[:port][,host...]/database[?collection=c&...]`, `mongodb+srv://` | MongoDB ([`mongo`] module) | `mongo` | available |
 #![forbid(unsafe_code)]
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 #![warn(missing_debug_implementations, unreachable_pub)]
@@ -74,6 +74,13 @@ pub mod etcd {
     pub use kv_backend_etcd::*;
 }
 
+/// The MongoDB backend (feature `mongo`): [`MongoStore`](mongo::MongoStore),
+/// its builder and config, and the `mongodb` driver itself.
+#[cfg(feature = "mongo")]
+pub mod mongo {
+    pub use kv_backend_mongo::*;
+}
+
 /// Connects to the backend the URL's scheme names and returns the typed
 /// client (JSON codec).
 ///
@@ -107,7 +114,7 @@ pub async fn connect_store(url: &str) -> Result<Arc<dyn KvStore>> {
         "postgres" | "postgresql" => postgres(&scheme, url).await,
         "rocksdb" => rocksdb(&scheme, url).await,
         "etcd" | "etcds" => etcd(&scheme, url).await,
-        "mongodb" | "mongodb+srv" => Err(feature_off(&scheme, "mongo")),
+        "mongodb" | "mongodb+srv" => mongo(&scheme, url).await,
         _ => Err(config_error(format!(
             "unknown URL scheme `{scheme}://`; kv knows memory, redis, rediss, postgres, \
              postgresql, rocksdb, etcd, etcds, mongodb and mongodb+srv"
@@ -177,6 +184,21 @@ async fn etcd(scheme: &str, url: &str) -> Result<Arc<dyn KvStore>> {
 #[cfg(not(feature = "etcd"))]
 async fn etcd(scheme: &str, _url: &str) -> Result<Arc<dyn KvStore>> {
     Err(feature_off(scheme, "etcd"))
+}
+
+#[cfg(feature = "mongo")]
+async fn mongo(scheme: &str, url: &str) -> Result<Arc<dyn KvStore>> {
+    // The URL's scheme may be upper case; the driver expects it lower case.
+    let rest = url.split_once("://").map_or("", |(_, rest)| rest);
+    let url = format!("{scheme}://{rest}");
+    Ok(kv_backend_mongo::MongoStore::connect(&url)
+        .await?
+        .into_dyn())
+}
+
+#[cfg(not(feature = "mongo"))]
+async fn mongo(scheme: &str, _url: &str) -> Result<Arc<dyn KvStore>> {
+    Err(feature_off(scheme, "mongo"))
 }
 
 #[cfg(feature = "rocksdb")]

@@ -477,6 +477,9 @@ impl KvStore for MongoStore {
             .coll
             .find(filter)
             .projection(doc! {VALUE: 1})
+            // At most one document per key: with the limit reached in the
+            // first batch the server closes the cursor (no getMore).
+            .limit(i64::try_from(distinct.len()).unwrap_or(i64::MAX))
             .batch_size(u32::try_from(distinct.len()).unwrap_or(u32::MAX))
             .max_time(self.runner.max_time);
         if self.info.snapshot_reads() {

@@ -355,21 +355,19 @@ pub async fn mongo_standalone() -> Option<&'static TestServer> {
     }
 }
 
-/// A new MongoDB of the caller's own that requires authentication: no user
-/// exists yet, and the first one is created through the localhost
-/// exception (`createUser` on `admin` from a client without credentials).
-/// A one-node replica set; stopped when dropped. Started from the local
-/// `mongod` or SecantusDB (a container's MongoDB would need its own root
-/// user). `None` only when it is unavailable and
-/// `KV_TEST_SKIP_UNAVAILABLE=1`.
+/// A new MongoDB of the caller's own that requires SCRAM authentication,
+/// with one user, `user`, who has the `root` role on `admin` (authenticate
+/// with `authSource=admin`). A one-node replica set, started from the local
+/// `mongod` or SecantusDB, stopped when dropped. `None` only when it is
+/// unavailable and `KV_TEST_SKIP_UNAVAILABLE=1`.
 ///
 /// # Panics
 ///
 /// As [`server`].
-pub async fn private_mongo_with_auth() -> Option<TestServer> {
+pub async fn private_mongo_with_auth(user: &str, password: &str) -> Option<TestServer> {
     let options = local::MongoOptions {
         standalone: false,
-        auth: true,
+        auth: Some((user.to_owned(), password.to_owned())),
     };
     match tokio::task::spawn_blocking(move || local::mongo(options)).await {
         Ok(Ok(local)) => Some(TestServer::started_here(Kind::Mongo, local, true)),
@@ -397,7 +395,7 @@ fn start_mongo_standalone() -> Result<TestServer, String> {
     }
     let options = local::MongoOptions {
         standalone: true,
-        auth: false,
+        auth: None,
     };
     match local::mongo(options) {
         Ok(local) => Ok(TestServer::started_here(Kind::Mongo, local, false)),

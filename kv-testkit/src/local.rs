@@ -293,28 +293,44 @@ fn secantus_python() -> PathBuf {
     venv.join("bin/python")
 }
 
-/// Starts SecantusDB in memory and prints its port when it listens.
-/// Arguments: the replica set name (empty: a standalone server), `auth` or
-/// `noauth`, the port (the same one again after a restart).
+/// Starts SecantusDB and prints its port when it listens. Arguments: the
+/// replica set name (empty: a standalone server), the port (the same one
+/// again after a restart), and a user and password (empty: no
+/// authentication). Without a user the data lives in memory; with one it
+/// lives in `./data`: the user is created on a first start without
+/// authentication, then the server starts again requiring it (SecantusDB
+/// has no localhost exception).
 const SECANTUS: &str = r#"
 import signal, sys, threading
 from secantus import SecantusDBServer
-server = SecantusDBServer(host="127.0.0.1", port=int(sys.argv[3]), storage_path=":memory:", ttl_sweep_seconds=1.0,
-                          replica_set_name=sys.argv[1] or None, require_auth=sys.argv[2] == "auth")
-server.start()
-print("KV-TESTKIT-READY", server.port, flush=True)
+rs, port, user, password = sys.argv[1] or None, int(sys.argv[2]), sys.argv[3], sys.argv[4]
+def server(port, **kw):
+    return SecantusDBServer(host="127.0.0.1", port=port, ttl_sweep_seconds=1.0,
+                            replica_set_name=rs, **kw)
+if user:
+    import pymongo
+    first = server(0, storage_path="data")
+    first.start()
+    client = pymongo.MongoClient("127.0.0.1", first.port, directConnection=True)
+    client.admin.command("createUser", user, pwd=password, roles=[{"role": "root", "db": "admin"}])
+    client.close()
+    first.stop()
+    main = server(port, storage_path="data", require_auth=True)
+else:
+    main = server(port, storage_path=":memory:")
+main.start()
+print("KV-TESTKIT-READY", main.port, flush=True)
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 threading.Event().wait()
 "#;
 
 /// How a MongoDB test server is started.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct MongoOptions {
     /// A standalone server instead of a one-node replica set.
     pub(crate) standalone: bool,
-    /// Require authentication (users are created through the localhost
-    /// exception).
-    pub(crate) auth: bool,
+    /// Require authentication, with this root user and password.
+    pub(crate) auth: Option<(String, String)>,
 }
 
 pub(crate) fn mongo(options: MongoOptions) -> Result<Local, String> {
@@ -334,7 +350,7 @@ pub(crate) fn mongo(options: MongoOptions) -> Result<Local, String> {
     let dir = dir_for("secantus")?;
     let port = free_port().map_err(|e| e.to_string())?;
     let replica_set = if options.standalone { "" } else { "secantus" };
-    let auth = if options.auth { "auth" } else { "noauth" };
+    let (user, password) = options.auth.clone().unwrap_or_default();
     let watched = spawn(
         dir,
         None,
@@ -344,8 +360,9 @@ pub(crate) fn mongo(options: MongoOptions) -> Result<Local, String> {
             "-c".into(),
             SECANTUS.into(),
             replica_set.into(),
-            auth.into(),
             port.to_string(),
+            user,
+            password,
         ],
     )?;
     let ready = wait_until(READY_TIMEOUT, || {
@@ -387,12 +404,12 @@ fn mongod_server(mongod: &Path, options: MongoOptions) -> Result<Local, String> 
         "--dbpath".into(),
         db.display().to_string(),
     ];
-    if options.auth {
+    if options.auth.is_some() {
         args.push("--auth".into());
     }
     if !options.standalone {
         args.extend(["--replSet".into(), "kvtest".into()]);
-        if options.auth {
+        if options.auth.is_some() {
             let key_file = dir.join("keyfile");
             std::fs::write(&key_file, "kvtestkeyfilekvtestkeyfile").map_err(|e| e.to_string())?;
             set_owner_only(&key_file)?;
@@ -401,11 +418,13 @@ fn mongod_server(mongod: &Path, options: MongoOptions) -> Result<Local, String> 
     }
     let url = format!("mongodb://127.0.0.1:{port}/?directConnection=true");
     let watched = spawn(dir, None, mongod, &args)?;
-    if options.standalone {
-        return ready_or_stop("mongod", watched, url, || {
-            wait_ready(Kind::Mongo, &format!("mongodb://127.0.0.1:{port}"))
-        });
-    }
+    let create_user = options.auth.as_ref().map(|(user, password)| {
+        format!(
+            "try {{ db.getSiblingDB('admin').createUser({{user: {user:?}, pwd: {password:?}, \
+             roles: [{{role: 'root', db: 'admin'}}]}}); print(true) }} \
+             catch (e) {{ print(e.codeName === 'DuplicateKey' || e.code === 51003) }}"
+        )
+    });
     let eval = |script: &str| {
         Command::new(&mongosh)
             .args(["--quiet", "--port", &port, "--eval", script])
@@ -418,8 +437,15 @@ fn mongod_server(mongod: &Path, options: MongoOptions) -> Result<Local, String> 
         "try {{ rs.initiate({{_id: 'kvtest', members: [{{_id: 0, host: '127.0.0.1:{port}'}}]}}); print(true) }} \
          catch (e) {{ print(e.codeName === 'AlreadyInitialized') }}"
     );
+    // Under --auth, the localhost exception allows rs.initiate and the
+    // first createUser; a standalone server needs no initiation.
     ready_or_stop("mongod", watched, url, || {
-        eval(&init) && (options.auth || eval("print(db.hello().isWritablePrimary)"))
+        (options.standalone || eval(&init))
+            && match &create_user {
+                Some(create) => eval(create),
+                None => options.standalone || eval("print(db.hello().isWritablePrimary)"),
+            }
+            && wait_ready(Kind::Mongo, &format!("mongodb://127.0.0.1:{port}"))
     })
 }
 

@@ -1,0 +1,55 @@
+//! Surviving a MongoDB restart while batches are written. Its own test
+//! binary: it restarts the server this process shares.
+
+#![allow(clippy::unwrap_used)] // tests fail by panicking
+
+use std::time::Duration;
+
+use kv_backend_mongo::MongoStore;
+use kv_conformance::disruption::batches_stay_whole_while;
+use kv_core::{ErrorKind, Key, KvStore, SetOptions};
+
+fn key(k: &str) -> Key {
+    Key::new(k).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_survives_a_server_restart() {
+    let Some(server) = kv_testkit::mongo().await else {
+        return;
+    };
+    let store = MongoStore::builder()
+        .url(server.url())
+        .collection("restart")
+        .connect_timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .unwrap();
+    store
+        .set(&key("before"), "1".into(), SetOptions::default())
+        .await
+        .unwrap();
+
+    // Batches are written while the server restarts twice: each applies
+    // whole or not at all, a failed one is a temporary error, and the same
+    // store writes again afterwards without being rebuilt.
+    let keys: Vec<Key> = (0..100).map(|i| key(&format!("gen:{i:03}"))).collect();
+    let restart_twice = async {
+        for _ in 0..2 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::task::spawn_blocking(move || server.restart())
+                .await
+                .unwrap()
+                .expect("restart the local MongoDB");
+        }
+    };
+    let kinds = [ErrorKind::Unavailable, ErrorKind::Timeout];
+    let failed = batches_stay_whole_while(&store, &keys, &kinds, restart_twice).await;
+
+    store
+        .set(&key("after"), "2".into(), SetOptions::default())
+        .await
+        .unwrap();
+    assert!(store.exists(&key("after")).await.unwrap());
+    println!("{failed} batch(es) failed with a temporary error during the restarts");
+}
