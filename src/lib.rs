@@ -143,6 +143,15 @@ fn config_error(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::Config, "kv", Operation::Connect).with_message(message)
 }
 
+// Unused only when every backend is compiled in.
+#[cfg(not(all(
+    feature = "memory",
+    feature = "redis",
+    feature = "postgres",
+    feature = "rocksdb",
+    feature = "etcd",
+    feature = "mongo"
+)))]
 fn feature_off(scheme: &str, feature: &str) -> Error {
     config_error(format!(
         "`{scheme}://` needs the `{feature}` backend, which this build of kv does not include; \
