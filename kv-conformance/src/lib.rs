@@ -29,6 +29,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod batch;
+pub mod bulk;
 pub mod cas;
 pub mod concurrency;
 pub mod crud;
@@ -169,6 +170,10 @@ macro_rules! __for_each_case {
             concurrency::readers_never_see_half_a_batch,
             ext::batch_exists_is_aligned,
             ext::clear_removes_only_the_prefix,
+            bulk::bulk_load_of_50000_entries_lands_exactly,
+            bulk::bulk_chunk_with_an_invalid_entry_fails_alone,
+            bulk::bulk_write_ops_keep_input_order_per_key,
+            bulk::bulk_fail_fast_stops_after_the_first_failure,
             ],
         }
     };

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::batch::Entry;
+use crate::bulk::{BulkReport, BulkWriter};
 use crate::capabilities::Capabilities;
 use crate::codec::{Codec, Json};
 use crate::error::{Error, ErrorKind, Operation, Result};
@@ -254,6 +255,53 @@ impl<C: Codec> Kv<C> {
         ttl: Duration,
     ) -> Result<()> {
         self.batch_set_with(entries, Some(ttl)).await
+    }
+
+    /// A [`BulkWriter`] into this client's store, with its defaults; tune
+    /// it and pass it to [`Kv::bulk_set_with`].
+    pub fn bulk_writer(&self) -> BulkWriter {
+        BulkWriter::new(self.store.clone())
+    }
+
+    /// Loads any number of `(key, value)` pairs without TTL through a
+    /// default [`BulkWriter`]: native batches, several at once, bounded
+    /// memory, temporary errors retried. See [`Kv::bulk_set_with`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_core::Result<()> {
+    /// let kv = kv_core::Kv::new(kv_core::MemoryStore::new().into_dyn());
+    /// let report = kv.bulk_set((0..5_000).map(|i| (format!("user:{i}"), i))).await;
+    /// assert!(report.is_complete());
+    /// assert_eq!(kv.get::<i32>("user:4999").await?, Some(4999));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn bulk_set<K: AsRef<str>, V: Serialize>(
+        &self,
+        entries: impl IntoIterator<Item = (K, V)>,
+    ) -> BulkReport {
+        self.bulk_set_with(&self.bulk_writer(), entries, None).await
+    }
+
+    /// Loads `(key, value)` pairs through `writer` (which writes into its
+    /// own store: make it with [`Kv::bulk_writer`]), each expiring after
+    /// `ttl` if given. Values are encoded as the input is read; a pair
+    /// whose key is invalid or whose value does not encode is skipped and
+    /// reported as a failed chunk of its own, and the rest load.
+    pub async fn bulk_set_with<K: AsRef<str>, V: Serialize>(
+        &self,
+        writer: &BulkWriter,
+        entries: impl IntoIterator<Item = (K, V)>,
+        ttl: Option<Duration>,
+    ) -> BulkReport {
+        let op = Operation::BatchSet;
+        let entries = entries.into_iter().map(|(key, value)| {
+            let key = self.key(op, key.as_ref())?;
+            let value = self.encode(op, &key, &value)?;
+            Ok(Entry { key, value, ttl })
+        });
+        writer.write_results(futures::stream::iter(entries)).await
     }
 
     async fn batch_set_with<K: AsRef<str>, V: Serialize>(

@@ -31,6 +31,7 @@
 #![warn(missing_debug_implementations, unreachable_pub)]
 
 mod batch;
+mod bulk;
 mod capabilities;
 mod client;
 mod codec;
@@ -50,6 +51,10 @@ pub use async_trait::async_trait;
 pub use bytes::Bytes;
 
 pub use batch::{Entry, WriteOp};
+pub use bulk::{
+    BulkItem, BulkReport, BulkWriter, ChunkInFlight, DEFAULT_CHUNK_SIZE, DEFAULT_CONCURRENCY,
+    FailedChunk, Progress,
+};
 pub use capabilities::Capabilities;
 pub use client::Kv;
 #[cfg(feature = "msgpack")]
