@@ -324,6 +324,7 @@ mod tests {
             ("namespace", include_str!("namespace.rs")),
             ("concurrency", include_str!("concurrency.rs")),
             ("ext", include_str!("ext.rs")),
+            ("bulk", include_str!("bulk.rs")),
         ];
         let mut defined: Vec<String> = modules
             .iter()
