@@ -49,7 +49,7 @@ fn status_kind(op: Operation, code: Code, message: &str) -> ErrorKind {
                 || message.contains("request is too large")
                 || message.contains("message larger than max") =>
         {
-            if is_batch(op) {
+            if op.is_batch() {
                 ErrorKind::BatchTooLarge
             } else {
                 ErrorKind::ValueTooLarge
@@ -60,13 +60,6 @@ fn status_kind(op: Operation, code: Code, message: &str) -> ErrorKind {
         }
         _ => ErrorKind::Backend,
     }
-}
-
-fn is_batch(op: Operation) -> bool {
-    matches!(
-        op,
-        Operation::BatchGet | Operation::BatchSet | Operation::BatchDelete | Operation::WriteBatch
-    )
 }
 
 /// Whether etcd rejected a request because a lease it names no longer

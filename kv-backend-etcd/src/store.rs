@@ -559,6 +559,38 @@ impl KvStore for EtcdStore {
         Ok(txn::align(keys, &distinct, values))
     }
 
+    async fn batch_get_with_ttl(&self, keys: &[Key]) -> Result<Vec<Option<Entry>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let op = Operation::BatchGetWithTtl;
+        let distinct = self.validator.distinct_keys(op, keys)?;
+        self.check_request_bytes(op, &[], &distinct)?;
+        let ops: Vec<TxnOp> = distinct
+            .iter()
+            .map(|k| TxnOp::get(self.full_key(k), Some(self.get_options())))
+            .collect();
+        let resp = self.txn(op, ops).await?;
+        let now = now_millis();
+        // The stamp holds the expiry: the TTL comes with the value.
+        let entries = txn::range_values(resp)
+            .zip(&distinct)
+            .map(|(stored, key)| match stored {
+                Some(stored) => Ok(txn::live_value_with_ttl(op, key.as_str(), stored, now)?
+                    .map(|(value, ttl)| Entry {
+                        key: (*key).clone(),
+                        value,
+                        ttl,
+                    })),
+                None => Ok(None),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if entries.len() != distinct.len() {
+            return Err(txn::short_answer(op));
+        }
+        Ok(txn::align(keys, &distinct, entries))
+    }
+
     async fn batch_set(&self, entries: Vec<Entry>) -> Result<()> {
         let entries = self.validator.entries(entries)?;
         if entries.is_empty() {

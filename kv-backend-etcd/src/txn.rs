@@ -2,6 +2,8 @@
 //! prefix, the request-size estimate checked before I/O, and reading Txn
 //! answers without copying their values.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use etcd_client::TxnResponse;
 use etcd_client::proto::{PbKeyValue, PbTxnOpResponse};
@@ -44,6 +46,22 @@ pub(crate) fn live_value(
         return Ok(None);
     };
     Ok(Some(Bytes::from(stored).split_off(start)))
+}
+
+/// As [`live_value`], with the value's remaining TTL (`None`: no TTL).
+pub(crate) fn live_value_with_ttl(
+    op: Operation,
+    key: &str,
+    stored: Vec<u8>,
+    now: u64,
+) -> Result<Option<(Bytes, Option<Duration>)>> {
+    let Some((start, ttl)) = stamp::decode_with_ttl(&stored, now)
+        .map_err(|Malformed| malformed(op, key))?
+        .map(|(v, ttl)| (stored.len() - v.len(), ttl))
+    else {
+        return Ok(None);
+    };
+    Ok(Some((Bytes::from(stored).split_off(start), ttl)))
 }
 
 /// The live value in `stored`, or `None` when it has expired at `now`; a
@@ -100,11 +118,11 @@ pub(crate) fn range_values(resp: TxnResponse) -> impl Iterator<Item = Option<Vec
 
 /// The answer to `keys` from the values of their sorted distinct keys:
 /// aligned with the input, a duplicate answered at each position.
-pub(crate) fn align(
+pub(crate) fn align<T: Clone>(
     keys: &[Key],
     distinct: &[&Key],
-    values: Vec<Option<Bytes>>,
-) -> Vec<Option<Bytes>> {
+    values: Vec<Option<T>>,
+) -> Vec<Option<T>> {
     if keys.len() == distinct.len() && keys.iter().zip(distinct).all(|(a, b)| a == *b) {
         return values;
     }

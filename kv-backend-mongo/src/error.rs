@@ -66,7 +66,7 @@ pub(crate) fn code_kind(op: Operation, code: i32) -> ErrorKind {
         13 | 18 => ErrorKind::PermissionDenied,
         // BSONObjectTooLarge.
         10334 => {
-            if is_batch(op) {
+            if op.is_batch() {
                 ErrorKind::BatchTooLarge
             } else {
                 ErrorKind::ValueTooLarge
@@ -85,13 +85,6 @@ pub(crate) fn is_transient(err: &MongoError) -> bool {
 /// Whether a commit's outcome is unknown and committing again is safe.
 pub(crate) fn is_unknown_commit_result(err: &MongoError) -> bool {
     err.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT)
-}
-
-fn is_batch(op: Operation) -> bool {
-    matches!(
-        op,
-        Operation::BatchGet | Operation::BatchSet | Operation::BatchDelete | Operation::WriteBatch
-    )
 }
 
 /// The first write error or write concern error of a write command's

@@ -12,7 +12,7 @@ use kv_core::{
     Capabilities, Entry, Key, KvStore, ListOptions, MAX_KEY_BYTES, Operation, Page, Result,
     SetOptions, Validator, WriteOp, prefix_successor_str,
 };
-use mongodb::bson::{Document, RawDocumentBuf, doc};
+use mongodb::bson::{Document, RawDocument, RawDocumentBuf, doc};
 use mongodb::options::{ClientOptions, IndexOptions, ReadConcern};
 use mongodb::{Client, Collection, IndexModel};
 
@@ -257,6 +257,45 @@ impl MongoStore {
         self.config.collection_name()
     }
 
+    /// The live documents of `distinct` keys, each read by `each(key,
+    /// document, now)`, by key: one `find` (one snapshot where the server
+    /// has snapshot reads), projected to `projection`.
+    async fn find_live<T>(
+        &self,
+        op: Operation,
+        distinct: &[&Key],
+        projection: Document,
+        mut each: impl FnMut(&str, &RawDocument, u64) -> Result<T> + Send,
+    ) -> Result<HashMap<String, T>> {
+        let now = now_millis();
+        let filter = doc! {
+            "_id": {"$in": doc::key_array(distinct.iter().copied())},
+            EXPIRES: doc::live(now),
+        };
+        let mut find = self
+            .coll
+            .find(filter)
+            .projection(projection)
+            // At most one document per key: with the limit reached in the
+            // first batch the server closes the cursor (no getMore).
+            .limit(i64::try_from(distinct.len()).unwrap_or(i64::MAX))
+            .batch_size(u32::try_from(distinct.len()).unwrap_or(u32::MAX))
+            .max_time(self.runner.max_time);
+        if self.info.snapshot_reads() {
+            // One snapshot for the whole answer, across getMores too.
+            find = find.read_concern(ReadConcern::snapshot());
+        }
+        let mut cursor = find.await.map_err(|e| map_mongo_error(op, e))?;
+        let mut found = HashMap::with_capacity(distinct.len());
+        while cursor.advance().await.map_err(|e| map_mongo_error(op, e))? {
+            let current = cursor.current();
+            let key = doc::id_of(op, current)?.into_string();
+            let item = each(&key, current, now)?;
+            found.insert(key, item);
+        }
+        Ok(found)
+    }
+
     /// `update` commands upserting `entries`, cut at the statement and
     /// size limits.
     fn update_commands(&self, entries: &[&Entry], now: u64) -> Vec<RawDocumentBuf> {
@@ -469,34 +508,40 @@ impl KvStore for MongoStore {
         }
         let op = Operation::BatchGet;
         let distinct = self.validator.distinct_keys(op, keys)?;
-        let filter = doc! {
-            "_id": {"$in": doc::key_array(distinct.iter().copied())},
-            EXPIRES: doc::live(now_millis()),
-        };
-        let mut find = self
-            .coll
-            .find(filter)
-            .projection(doc! {VALUE: 1})
-            // At most one document per key: with the limit reached in the
-            // first batch the server closes the cursor (no getMore).
-            .limit(i64::try_from(distinct.len()).unwrap_or(i64::MAX))
-            .batch_size(u32::try_from(distinct.len()).unwrap_or(u32::MAX))
-            .max_time(self.runner.max_time);
-        if self.info.snapshot_reads() {
-            // One snapshot for the whole answer, across getMores too.
-            find = find.read_concern(ReadConcern::snapshot());
-        }
-        let mut cursor = find.await.map_err(|e| map_mongo_error(op, e))?;
-        let mut found: HashMap<String, Bytes> = HashMap::with_capacity(distinct.len());
-        while cursor.advance().await.map_err(|e| map_mongo_error(op, e))? {
-            let current = cursor.current();
-            let key = doc::id_of(op, current)?.into_string();
-            let value = doc::value_of(op, &key, current)?;
-            found.insert(key, value);
-        }
+        let found = self
+            .find_live(op, &distinct, doc! {VALUE: 1}, |key, current, _| {
+                doc::value_of(op, key, current)
+            })
+            .await?;
         Ok(keys
             .iter()
             .map(|k| found.get(k.as_str()).cloned())
+            .collect())
+    }
+
+    async fn batch_get_with_ttl(&self, keys: &[Key]) -> Result<Vec<Option<Entry>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let op = Operation::BatchGetWithTtl;
+        let distinct = self.validator.distinct_keys(op, keys)?;
+        let found = self
+            .find_live(op, &distinct, doc! {VALUE: 1, EXPIRES: 1}, |key, current, now| {
+                Ok((
+                    doc::value_of(op, key, current)?,
+                    doc::ttl_of(op, key, current, now)?,
+                ))
+            })
+            .await?;
+        Ok(keys
+            .iter()
+            .map(|k| {
+                found.get(k.as_str()).map(|(value, ttl)| Entry {
+                    key: k.clone(),
+                    value: value.clone(),
+                    ttl: *ttl,
+                })
+            })
             .collect())
     }
 

@@ -23,6 +23,8 @@ pub(crate) struct Statements {
     pub(crate) set: String,
     pub(crate) delete: String,
     pub(crate) batch_get: String,
+    /// As `batch_get`, with the milliseconds left (NULL: no TTL), rounded up.
+    pub(crate) batch_get_with_ttl: String,
     pub(crate) batch_set: String,
     pub(crate) batch_delete: String,
     /// Deletes without a count: the deletes of a `write_batch`.
@@ -58,6 +60,10 @@ impl Statements {
                  SELECT count(*) FROM d WHERE {LIVE}"
             ),
             batch_get: format!("SELECT key, value FROM {t} WHERE key = ANY($1) AND {LIVE}"),
+            batch_get_with_ttl: format!(
+                "SELECT key, value, ceil(extract(epoch FROM expires_at - now()) * 1000)::int8 \
+                 FROM {t} WHERE key = ANY($1) AND {LIVE}"
+            ),
             batch_delete: format!(
                 "WITH d AS (DELETE FROM {t} WHERE key = ANY($1) RETURNING expires_at) \
                  SELECT count(*) FROM d WHERE {LIVE}"

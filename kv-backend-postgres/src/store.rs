@@ -263,21 +263,26 @@ fn chunks<'a>(entries: &[&'a Entry]) -> Vec<Vec<&'a Entry>> {
 }
 
 /// The answer to `batch_get(keys)` from the rows found, one per distinct
-/// key in any order: each value moves into the answer at its key's first
-/// place; a repeated key shares that buffer (a reference count, no copy).
-fn in_input_order(keys: &[Key], rows: Vec<(String, Vec<u8>)>) -> Vec<Option<Bytes>> {
-    let (names, values): (Vec<String>, Vec<Vec<u8>>) = rows.into_iter().unzip();
+/// key in any order: each row, converted by `into`, moves into the answer
+/// at its key's first place; a repeated key gets a clone of it (for
+/// `Bytes`, a reference count, no copy).
+fn in_input_order<R, T: Clone>(
+    keys: &[Key],
+    rows: Vec<(String, R)>,
+    mut into: impl FnMut(R) -> T,
+) -> Vec<Option<T>> {
+    let (names, values): (Vec<String>, Vec<R>) = rows.into_iter().unzip();
     let row_of: HashMap<&str, usize> = names.iter().map(String::as_str).zip(0..).collect();
-    let mut unanswered: Vec<Option<Bytes>> = values.into_iter().map(|v| Some(v.into())).collect();
+    let mut unanswered: Vec<Option<R>> = values.into_iter().map(Some).collect();
     // Where each row's value went in `out`, once it has.
     let mut answered_at = vec![0; unanswered.len()];
-    let mut out: Vec<Option<Bytes>> = Vec::with_capacity(keys.len());
+    let mut out: Vec<Option<T>> = Vec::with_capacity(keys.len());
     for key in keys {
         let value = row_of.get(key.as_str()).and_then(|&row| {
             match unanswered.get_mut(row).and_then(Option::take) {
                 Some(value) => {
                     answered_at[row] = out.len();
-                    Some(value)
+                    Some(into(value))
                 }
                 None => out.get(answered_at[row]).cloned().flatten(),
             }
@@ -504,7 +509,43 @@ impl KvStore for PostgresStore {
                     .fetch_all(&self.pool)
             })
             .await?;
-        Ok(in_input_order(keys, rows))
+        Ok(in_input_order(keys, rows, Bytes::from))
+    }
+
+    async fn batch_get_with_ttl(&self, keys: &[Key]) -> Result<Vec<Option<Entry>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let op = Operation::BatchGetWithTtl;
+        self.validator.check_batch_keys(op, keys)?;
+        let names: Vec<&str> = keys.iter().map(Key::as_str).collect();
+        let rows: Vec<(String, Vec<u8>, Option<i64>)> = self
+            .read(op, || {
+                sqlx::query_as(&self.sql.batch_get_with_ttl)
+                    .bind(&names)
+                    .fetch_all(&self.pool)
+            })
+            .await?;
+        let rows = rows
+            .into_iter()
+            .map(|(name, value, left)| (name, (value, left)))
+            .collect();
+        Ok(in_input_order(keys, rows, |(value, left): (Vec<u8>, Option<i64>)| {
+            (
+                Bytes::from(value),
+                left.map(|ms| Duration::from_millis(ms.unsigned_abs().max(1))),
+            )
+        })
+        .into_iter()
+        .zip(keys)
+        .map(|(found, key)| {
+            found.map(|(value, ttl)| Entry {
+                key: key.clone(),
+                value,
+                ttl,
+            })
+        })
+        .collect())
     }
 
     async fn batch_set(&self, entries: Vec<Entry>) -> Result<()> {
@@ -636,7 +677,7 @@ mod tests {
             ("a".to_owned(), b"1".to_vec()),
             ("b".to_owned(), b"2".to_vec()),
         ];
-        let answer = in_input_order(&keys, rows);
+        let answer = in_input_order(&keys, rows, Bytes::from);
         let got: Vec<Option<&[u8]>> = answer.iter().map(|v| v.as_deref()).collect();
         let want: Vec<Option<&[u8]>> = vec![
             Some(b"1"),

@@ -12,7 +12,7 @@ use kv_core::{
     Result, SetOptions, Validator, WriteOp, redact_url,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, Pipeline, RedisError, RedisResult};
+use redis::{Cmd, FromRedisValue, ParsingError, Pipeline, RedisError, RedisResult};
 
 use crate::config::RedisConfig;
 use crate::error::{BACKEND, config_error, map_redis_error};
@@ -322,6 +322,38 @@ fn millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// The replies of `MULTI MGET k... PTTL k ... EXEC` as entries aligned
+/// with `keys`. PTTL is -1 for a key without TTL and -2 for a missing one.
+fn entries_with_ttl(keys: &[Key], replies: Vec<redis::Value>) -> RedisResult<Vec<Option<Entry>>> {
+    let mut replies = replies.into_iter();
+    let values: Vec<Option<Bytes>> = match replies.next() {
+        Some(mget) => redis::from_redis_value(mget)?,
+        None => Vec::new(),
+    };
+    let ttls = i64::from_redis_values(replies.collect())?;
+    if values.len() != keys.len() || ttls.len() != keys.len() {
+        return Err(ParsingError::from("MULTI MGET PTTL: a reply per key was expected").into());
+    }
+    Ok(keys
+        .iter()
+        .zip(values)
+        .zip(ttls)
+        .map(|((key, value), pttl)| {
+            let ttl = match pttl {
+                -1 => None,
+                // Gone between the two reads of one transaction: absent.
+                ms if ms < 0 => return None,
+                ms => Some(Duration::from_millis(ms.unsigned_abs().max(1))),
+            };
+            Some(Entry {
+                key: key.clone(),
+                value: value?,
+                ttl,
+            })
+        })
+        .collect())
+}
+
 fn is_reconnectable(err: &RedisError) -> bool {
     err.is_connection_dropped() || err.is_connection_refusal() || err.is_io_error()
 }
@@ -466,6 +498,26 @@ impl KvStore for RedisStore {
         self.read(Operation::BatchGet, |mut c| {
             let mget = &mget;
             async move { mget.query_async(&mut c).await }
+        })
+        .await
+    }
+
+    async fn batch_get_with_ttl(&self, keys: &[Key]) -> Result<Vec<Option<Entry>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.validator
+            .check_batch_keys(Operation::BatchGetWithTtl, keys)?;
+        // MULTI MGET PTTL... EXEC: the values and their TTLs of one moment.
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        pipe.add_command(self.data_keys_cmd("MGET", keys.iter()));
+        for key in keys {
+            pipe.cmd("PTTL").arg(self.key(key));
+        }
+        self.read(Operation::BatchGetWithTtl, |mut c| {
+            let pipe = &pipe;
+            async move { entries_with_ttl(keys, pipe.query_async(&mut c).await?) }
         })
         .await
     }

@@ -113,6 +113,16 @@ async fn every_operation_maps_to_its_native_commands() {
     assert_eq!(seen, calls(&[("mget", 1)]), "batch_get");
 
     let seen = count(&mut conn, async {
+        assert_eq!(store.batch_get_with_ttl(&keys).await.unwrap().len(), 100);
+    })
+    .await;
+    assert_eq!(
+        seen,
+        calls(&[("multi", 1), ("mget", 1), ("pttl", 100), ("exec", 1)]),
+        "batch_get_with_ttl: one transaction"
+    );
+
+    let seen = count(&mut conn, async {
         let ops = vec![
             WriteOp::Put(Entry::new(keys[0].clone(), "w")),
             WriteOp::Delete(keys[1].clone()),

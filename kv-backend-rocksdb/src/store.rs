@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -404,11 +404,23 @@ fn stripe(key: &[u8]) -> usize {
 /// Decodes a stored value; a value not in kv's format is an error naming
 /// the key, never `None`.
 fn decoded<'a>(op: Operation, key: &str, stored: &'a [u8], now: u64) -> Result<Option<&'a [u8]>> {
-    value::decode(stored, now).map_err(|Malformed| {
-        Error::new(ErrorKind::Backend, BACKEND, op)
-            .with_key(key)
-            .with_message("the stored value is not in kv's format (written by another program?)")
-    })
+    value::decode(stored, now).map_err(|Malformed| malformed(op, key))
+}
+
+/// As [`decoded`], with the value's remaining TTL.
+fn decoded_with_ttl<'a>(
+    op: Operation,
+    key: &str,
+    stored: &'a [u8],
+    now: u64,
+) -> Result<Option<(&'a [u8], Option<Duration>)>> {
+    value::decode_with_ttl(stored, now).map_err(|Malformed| malformed(op, key))
+}
+
+fn malformed(op: Operation, key: &str) -> Error {
+    Error::new(ErrorKind::Backend, BACKEND, op)
+        .with_key(key)
+        .with_message("the stored value is not in kv's format (written by another program?)")
 }
 
 /// One `WriteBatch` of `ops` (a put where an entry is given, else a
@@ -569,6 +581,42 @@ impl KvStore for RocksDbStore {
                 .collect()
         })
         .await
+    }
+
+    async fn batch_get_with_ttl(&self, keys: &[Key]) -> Result<Vec<Option<Entry>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let op = Operation::BatchGetWithTtl;
+        self.inner.validator.check_batch_keys(op, keys)?;
+        let list = KeyList::new(keys);
+        let found: Vec<Option<(Bytes, Option<Duration>)>> = self
+            .run(op, move |inner| {
+                let now = now_millis();
+                let snapshot = inner.db.snapshot();
+                let mut read = ReadOptions::default();
+                read.set_snapshot(&snapshot);
+                list.iter()
+                    .zip(inner.multi_get(op, &list, &read)?)
+                    .map(|(key, stored)| match stored {
+                        Some(stored) => Ok(decoded_with_ttl(op, key, &stored, now)?
+                            .map(|(value, ttl)| (Bytes::copy_from_slice(value), ttl))),
+                        None => Ok(None),
+                    })
+                    .collect()
+            })
+            .await?;
+        Ok(keys
+            .iter()
+            .zip(found)
+            .map(|(key, found)| {
+                found.map(|(value, ttl)| Entry {
+                    key: key.clone(),
+                    value,
+                    ttl,
+                })
+            })
+            .collect())
     }
 
     async fn batch_set(&self, entries: Vec<Entry>) -> Result<()> {

@@ -21,6 +21,7 @@ pub async fn empty_batches_are_valid(store: &dyn KvStore) {
     store.batch_set(Vec::new()).await.unwrap();
     assert_eq!(store.batch_delete(&[]).await.unwrap(), 0);
     store.write_batch(Vec::new()).await.unwrap();
+    assert!(store.batch_get_with_ttl(&[]).await.unwrap().is_empty());
 }
 
 /// `batch_get` answers in input order with `None` for missing keys.
@@ -256,6 +257,10 @@ pub async fn batches_over_max_ops_fail_whole(store: &dyn KvStore) {
     store.batch_set(at_limit).await.unwrap();
     assert_kind(store.batch_delete(&keys).await, ErrorKind::BatchTooLarge);
     assert_kind(store.batch_get(&keys).await, ErrorKind::BatchTooLarge);
+    assert_kind(
+        store.batch_get_with_ttl(&keys).await,
+        ErrorKind::BatchTooLarge,
+    );
     assert_eq!(list_all(store, s.prefix(), 1000).await.len(), max);
     assert_eq!(store.batch_delete(&keys[..max]).await.unwrap(), max as u64);
     s.cleanup(store).await;
@@ -280,5 +285,23 @@ pub async fn large_batch_get_stays_aligned(store: &dyn KvStore) {
         let expected = (i % 3 != 0).then(|| b(&i.to_string()));
         assert_eq!(got[pos], expected, "position {pos} (key {i})");
     }
+    s.cleanup(store).await;
+}
+
+/// `batch_get_with_ttl` answers like `batch_get`: aligned, `None` for a
+/// missing key, a duplicate at each position, each entry named by its key.
+pub async fn batch_get_with_ttl_is_aligned_like_batch_get(store: &dyn KvStore) {
+    let s = Space::new("bgt-align");
+    put(store, &s.key("a"), "A").await;
+    put(store, &s.key("b"), "").await;
+    let keys = s.keys(&["b", "x", "a", "b", "a"]);
+    let got = store.batch_get_with_ttl(&keys).await.unwrap();
+    let plain = |name: &str, value: &str| Some(Entry::new(s.key(name), b(value)));
+    assert_eq!(
+        got,
+        vec![plain("b", ""), None, plain("a", "A"), plain("b", ""), plain("a", "A")]
+    );
+    let values: Vec<Option<Bytes>> = got.into_iter().map(|e| e.map(|e| e.value)).collect();
+    assert_eq!(values, store.batch_get(&keys).await.unwrap());
     s.cleanup(store).await;
 }

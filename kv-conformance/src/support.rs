@@ -271,6 +271,11 @@ impl KvStore for Probe {
         self.inner.batch_get(keys).await
     }
 
+    async fn batch_get_with_ttl(&self, keys: &[Key]) -> Result<Vec<Option<Entry>>> {
+        self.hit();
+        self.inner.batch_get_with_ttl(keys).await
+    }
+
     async fn batch_set(&self, entries: Vec<Entry>) -> Result<()> {
         self.hit();
         self.inner.batch_set(entries).await

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use kv_core::{Entry, ErrorKind, KvStore, ListOptions, SetOptions, WriteOp};
+use kv_core::{Entry, ErrorKind, Key, KvStore, ListOptions, SetOptions, WriteOp};
 
 use crate::support::{
     LONG_TTL, SHORT_TTL, Space, assert_kind, b, get, list_all, put, set_all, wait_past_short_ttl,
@@ -286,5 +286,102 @@ pub async fn expired_key_can_be_rewritten(store: &dyn KvStore) {
         store.batch_get(&[s.key("a")]).await.unwrap(),
         vec![Some(Bytes::from_static(b"new"))]
     );
+    s.cleanup(store).await;
+}
+
+/// `batch_get_with_ttl` returns each key's remaining TTL (within the
+/// time the case takes), `None` for a key without one (also after an
+/// overwrite without TTL cleared it), and leaves expired keys out.
+pub async fn batch_get_with_ttl_reports_remaining_ttl(store: &dyn KvStore) {
+    if !store.capabilities().ttl {
+        return;
+    }
+    let s = Space::new("ttl-bgt");
+    let started = std::time::Instant::now();
+    store
+        .set(&s.key("long"), b("L"), SetOptions::ttl(LONG_TTL))
+        .await
+        .unwrap();
+    store
+        .set(&s.key("cleared"), b("C"), SetOptions::ttl(LONG_TTL))
+        .await
+        .unwrap();
+    put(store, &s.key("cleared"), "C2").await;
+    put(store, &s.key("plain"), "P").await;
+    store.set(&s.key("dead"), b("D"), short()).await.unwrap();
+    wait_past_short_ttl().await;
+    let got = store
+        .batch_get_with_ttl(&s.keys(&["long", "cleared", "plain", "dead"]))
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    let ttls: Vec<Option<Option<Duration>>> =
+        got.iter().map(|e| e.as_ref().map(|e| e.ttl)).collect();
+    assert_eq!(ttls[1..], [Some(None), Some(None), None]);
+    let left = ttls[0].flatten().expect("the long key has a TTL");
+    // A TTL is stored in whole milliseconds and read back rounded up.
+    let slack = Duration::from_millis(2);
+    assert!(
+        left <= LONG_TTL + slack && left + elapsed + slack >= LONG_TTL,
+        "{left:?} left of {LONG_TTL:?} after {elapsed:?}"
+    );
+    assert_eq!(got[0].as_ref().map(|e| e.value.clone()), Some(b("L")));
+    assert_eq!(got[1].as_ref().map(|e| e.value.clone()), Some(b("C2")));
+    s.cleanup(store).await;
+}
+
+/// Each entry of a batch reads back with its own TTL; writing what
+/// `batch_get_with_ttl` returned keeps the expiry the keys had.
+pub async fn batch_get_with_ttl_round_trips_through_batch_set(store: &dyn KvStore) {
+    if !store.capabilities().ttl {
+        return;
+    }
+    let s = Space::new("ttl-bgt-rt");
+    let ttls = [
+        Duration::from_secs(30),
+        Duration::from_secs(600),
+        Duration::from_millis(86_400_123),
+    ];
+    let mut entries: Vec<Entry> = ttls
+        .iter()
+        .enumerate()
+        .map(|(i, &ttl)| Entry::new(s.key(&format!("k{i}")), b(&i.to_string())).with_ttl(ttl))
+        .collect();
+    entries.push(Entry::new(s.key("none"), b("n")));
+    set_all(store, entries.clone()).await;
+    let keys: Vec<Key> = entries.iter().map(|e| e.key.clone()).collect();
+    let read = store.batch_get_with_ttl(&keys).await.unwrap();
+    let read: Vec<Entry> = read.into_iter().map(|e| e.expect("live")).collect();
+    let copies = Space::new("ttl-bgt-rt-copy");
+    let copied: Vec<Entry> = s
+        .names(&keys)
+        .iter()
+        .zip(&read)
+        .map(|(name, e)| Entry {
+            key: copies.key(name),
+            ..e.clone()
+        })
+        .collect();
+    store.batch_set(copied.clone()).await.unwrap();
+    let keys: Vec<Key> = copied.iter().map(|e| e.key.clone()).collect();
+    let again = store.batch_get_with_ttl(&keys).await.unwrap();
+    for ((original, first), second) in entries.iter().zip(&read).zip(again) {
+        let second = second.expect("the copy is live");
+        assert_eq!(second.value, original.value);
+        match (original.ttl, first.ttl, second.ttl) {
+            (None, None, None) => {}
+            (Some(set), Some(left), Some(left_again)) => {
+                // Counting down, never up, and not by more than the case took.
+                assert!(left <= set + Duration::from_millis(2), "{left:?} of {set:?}");
+                assert!(left_again <= left + Duration::from_millis(2));
+                assert!(
+                    left_again + Duration::from_secs(60) >= set,
+                    "{left_again:?} left of {set:?}"
+                );
+            }
+            other => panic!("TTL presence changed: {other:?}"),
+        }
+    }
+    copies.cleanup(store).await;
     s.cleanup(store).await;
 }

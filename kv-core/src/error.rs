@@ -98,6 +98,8 @@ pub enum Operation {
     List,
     /// [`KvStore::batch_get`](crate::KvStore::batch_get).
     BatchGet,
+    /// [`KvStore::batch_get_with_ttl`](crate::KvStore::batch_get_with_ttl).
+    BatchGetWithTtl,
     /// [`KvStore::batch_set`](crate::KvStore::batch_set).
     BatchSet,
     /// [`KvStore::batch_delete`](crate::KvStore::batch_delete).
@@ -124,6 +126,7 @@ impl Operation {
             Operation::Exists => "exists",
             Operation::List => "list",
             Operation::BatchGet => "batch_get",
+            Operation::BatchGetWithTtl => "batch_get_with_ttl",
             Operation::BatchSet => "batch_set",
             Operation::BatchDelete => "batch_delete",
             Operation::WriteBatch => "write_batch",
@@ -131,6 +134,26 @@ impl Operation {
             Operation::Health => "health",
             Operation::Maintenance => "maintenance",
         }
+    }
+
+    /// Whether the operation reads or writes many keys at once (`batch_*`,
+    /// `write_batch`).
+    ///
+    /// ```
+    /// use kv_core::Operation;
+    ///
+    /// assert!(Operation::WriteBatch.is_batch());
+    /// assert!(!Operation::Get.is_batch());
+    /// ```
+    pub fn is_batch(self) -> bool {
+        matches!(
+            self,
+            Operation::BatchGet
+                | Operation::BatchGetWithTtl
+                | Operation::BatchSet
+                | Operation::BatchDelete
+                | Operation::WriteBatch
+        )
     }
 }
 

@@ -279,6 +279,29 @@ impl KvStore for MemoryStore {
             .collect())
     }
 
+    async fn batch_get_with_ttl(&self, keys: &[Key]) -> Result<Vec<Option<Entry>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.validator
+            .check_batch_keys(Operation::BatchGetWithTtl, keys)?;
+        let state = self.read();
+        let now = Instant::now();
+        Ok(keys
+            .iter()
+            .map(|key| {
+                let slot = state.map.get(key).filter(|slot| slot.is_live(now))?;
+                Some(Entry {
+                    key: key.clone(),
+                    value: slot.value.clone(),
+                    ttl: slot
+                        .expires_at
+                        .map(|at| at.duration_since(now).max(Duration::from_millis(1))),
+                })
+            })
+            .collect())
+    }
+
     async fn batch_set(&self, entries: Vec<Entry>) -> Result<()> {
         let entries = self.validator.entries(entries)?;
         if entries.is_empty() {

@@ -164,6 +164,24 @@ impl KvStore for PrefixStore {
             .await
     }
 
+    async fn batch_get_with_ttl(&self, keys: &[Key]) -> Result<Vec<Option<Entry>>> {
+        let found = self
+            .inner
+            .batch_get_with_ttl(&self.full_keys(Operation::BatchGetWithTtl, keys)?)
+            .await?;
+        // Answer with the caller's keys: the inner store names them in full.
+        Ok(found
+            .into_iter()
+            .zip(keys)
+            .map(|(entry, key)| {
+                entry.map(|e| Entry {
+                    key: key.clone(),
+                    ..e
+                })
+            })
+            .collect())
+    }
+
     async fn batch_set(&self, entries: Vec<Entry>) -> Result<()> {
         let entries = entries
             .into_iter()

@@ -72,6 +72,36 @@ pub fn decode(stored: &[u8], now: u64) -> Result<Option<&[u8]>, Malformed> {
     }
 }
 
+/// The live value in `stored` with its remaining time to live (`None`
+/// for a value without expiry), or `None` when it has expired at `now`.
+/// A live value has at least one millisecond left.
+///
+/// ```
+/// use std::time::Duration;
+/// use kv_core::stamp;
+///
+/// let mut stored = Vec::new();
+/// stamp::encode_into(&mut stored, b"v", Some(Duration::from_millis(50)), 1000);
+/// let (value, ttl) = stamp::decode_with_ttl(&stored, 1010).unwrap().unwrap();
+/// assert_eq!((value, ttl), (&b"v"[..], Some(Duration::from_millis(40))));
+/// ```
+pub fn decode_with_ttl(
+    stored: &[u8],
+    now: u64,
+) -> Result<Option<(&[u8], Option<Duration>)>, Malformed> {
+    match stored.split_first() {
+        Some((&PLAIN, value)) => Ok(Some((value, None))),
+        Some((&EXPIRING, rest)) if rest.len() >= 8 => {
+            let (at, value) = rest.split_at(8);
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(at);
+            let at = u64::from_be_bytes(bytes);
+            Ok((at > now).then(|| (value, Some(Duration::from_millis(at - now)))))
+        }
+        _ => Err(Malformed),
+    }
+}
+
 /// Whether a reaper may drop `stored` at `now`. Malformed
 /// values are kept: they are not ours to delete.
 pub fn expired(stored: &[u8], now: u64) -> bool {
@@ -95,9 +125,22 @@ mod tests {
     }
 
     #[test]
+    fn remaining_ttl_counts_down_to_expiry() {
+        let (mut plain, mut expiring) = (Vec::new(), Vec::new());
+        encode_into(&mut plain, b"p", None, 1000);
+        encode_into(&mut expiring, b"e", Some(Duration::from_millis(5)), 1000);
+        assert_eq!(decode_with_ttl(&plain, 7).unwrap(), Some((&b"p"[..], None)));
+        let left = |now| decode_with_ttl(&expiring, now).unwrap().map(|(_, t)| t);
+        assert_eq!(left(1000), Some(Some(Duration::from_millis(5))));
+        assert_eq!(left(1004), Some(Some(Duration::from_millis(1))));
+        assert_eq!(left(1005), None);
+        assert!(decode_with_ttl(b"\x01short", 0).is_err());
+    }
+
+    #[test]
     fn malformed_values_are_errors_and_never_dropped() {
         for bad in [&b""[..], b"\x02x", b"\x01short"] {
-            assert!(decode(bad, 0).is_err());
+            assert!(decode(bad, 0).is_err() && decode_with_ttl(bad, 0).is_err());
             assert!(!expired(bad, u64::MAX));
         }
     }

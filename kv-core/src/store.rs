@@ -40,8 +40,8 @@ pub struct Health {
 ///   prefix or limit fails before any I/O; in a batch, one bad item fails
 ///   the whole batch and nothing is written.
 /// - **Batches** are one native operation, never a loop of single calls.
-///   Empty input does no I/O. Results of `batch_get` are aligned with the
-///   input. In write batches the last write to a key wins, exactly as if
+///   Empty input does no I/O. Results of `batch_get` and
+///   `batch_get_with_ttl` are aligned with the input. In write batches the last write to a key wins, exactly as if
 ///   applied in order. A batch is atomic when
 ///   [`atomic_batch`](Capabilities::atomic_batch) says so; a batch over
 ///   [`max_batch_ops`](Capabilities::max_batch_ops) distinct keys fails with
@@ -122,6 +122,21 @@ pub trait KvStore: Debug + Send + Sync + 'static {
     /// - One consistent snapshot when `snapshot_batch_get`.
     /// - Empty input returns an empty vector without I/O.
     async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>>;
+
+    /// Reads many keys with their remaining TTL, in one native operation:
+    /// what export and copy use, so a migrated key expires when it would
+    /// have.
+    ///
+    /// # Behaviour
+    ///
+    /// - As [`batch_get`](Self::batch_get): aligned with the input, `None`
+    ///   for a missing or expired key, duplicates answered at each position,
+    ///   one snapshot when `snapshot_batch_get`, empty input without I/O.
+    /// - Each found key is an [`Entry`] whose `ttl` is `None` when the key
+    ///   has no TTL, else the time it has left, at least one millisecond
+    ///   (read in the same round trip as the value, so writing the entry
+    ///   back sets the expiry it had, give or take the trip).
+    async fn batch_get_with_ttl(&self, keys: &[Key]) -> Result<Vec<Option<Entry>>>;
 
     /// Writes many entries in one native operation.
     ///
