@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use kv_backend_etcd::EtcdStore;
-use kv_conformance::disruption::batches_stay_whole_while;
+use kv_conformance::disruption::{batches_stay_whole_while, bulk_load_completes_across};
 use kv_core::{ErrorKind, Key, KvStore, SetOptions};
 
 fn key(k: &str) -> Key {
@@ -49,4 +49,19 @@ async fn the_store_survives_a_server_restart() {
     store.set(&key("after"), "2".into(), ttl).await.unwrap();
     assert!(store.exists(&key("after")).await.unwrap());
     println!("{failed} batch(es) failed with a temporary error during the restarts");
+
+    // 2. A bulk load while the server restarts: the chunks that meet the
+    // restart fail with temporary errors and are retried; the load completes
+    // with every key present.
+    let restart = || async {
+        tokio::task::spawn_blocking(move || server.restart())
+            .await
+            .unwrap()
+            .expect("restart the local server");
+    };
+    let report = bulk_load_completes_across(std::sync::Arc::new(store.clone()), "bulk:", 10_000, restart).await;
+    println!(
+        "bulk load across a restart: {} keys in {:?}, {} retries",
+        report.keys_written, report.elapsed, report.retries
+    );
 }

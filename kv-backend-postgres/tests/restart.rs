@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use kv_backend_postgres::PostgresStore;
-use kv_conformance::disruption::batches_stay_whole_while;
+use kv_conformance::disruption::{batches_stay_whole_while, bulk_load_completes_across};
 use kv_core::{ErrorKind, Key, KvStore, SetOptions};
 
 fn key(k: &str) -> Key {
@@ -67,4 +67,19 @@ async fn the_store_survives_a_restart_and_terminated_sessions() {
         .await
         .unwrap();
     println!("{failed} batch(es) failed with a temporary error while sessions were terminated");
+
+    // 3. A bulk load while the server restarts: the chunks that meet the
+    // restart fail with temporary errors and are retried; the load completes
+    // with every key present.
+    let restart = || async {
+        tokio::task::spawn_blocking(move || server.restart())
+            .await
+            .unwrap()
+            .expect("restart the local server");
+    };
+    let report = bulk_load_completes_across(std::sync::Arc::new(store.clone()), "bulk:", 20_000, restart).await;
+    println!(
+        "bulk load across a restart: {} keys in {:?}, {} retries",
+        report.keys_written, report.elapsed, report.retries
+    );
 }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use kv_backend_redis::RedisStore;
-use kv_conformance::disruption::batches_stay_whole_while;
+use kv_conformance::disruption::{batches_stay_whole_while, bulk_load_completes_across};
 use kv_core::{ErrorKind, Key, KvStore, SetOptions};
 
 fn key(k: &str) -> Key {
@@ -62,4 +62,27 @@ async fn the_store_survives_a_server_restart_and_killed_connections() {
         .await
         .unwrap();
     println!("{failed} batch(es) failed with a temporary error while connections were killed");
+
+    // 3. A bulk load while the server restarts: the chunks that meet the
+    // restart fail with temporary errors and are retried; the load completes
+    // with every key present. (Redis saves on shutdown once a save point is set.)
+    let mut admin_conn = admin.get_multiplexed_async_connection().await.unwrap();
+    // A save point makes the shutdown write an RDB that the restarted
+    // server loads: the test server otherwise keeps nothing.
+    let _: () = redis::cmd("CONFIG")
+        .arg(&["SET", "save", "3600 1"][..])
+        .query_async(&mut admin_conn)
+        .await
+        .unwrap();
+    let restart = || async {
+        tokio::task::spawn_blocking(move || server.restart())
+            .await
+            .unwrap()
+            .expect("restart the local server");
+    };
+    let report = bulk_load_completes_across(std::sync::Arc::new(store.clone()), "bulk:", 50_000, restart).await;
+    println!(
+        "bulk load across a restart: {} keys in {:?}, {} retries",
+        report.keys_written, report.elapsed, report.retries
+    );
 }

@@ -34,6 +34,7 @@ pub mod cas;
 pub mod concurrency;
 pub mod crud;
 pub mod disruption;
+pub mod export;
 pub mod ext;
 pub mod keys;
 pub mod list;
@@ -104,6 +105,7 @@ macro_rules! __for_each_case {
             batch::batch_of_10000_keys_is_whole_or_too_large,
             batch::batches_over_max_ops_fail_whole,
             batch::large_batch_get_stays_aligned,
+            batch::batch_get_with_ttl_is_aligned_like_batch_get,
             ttl::ttl_on_backend_without_ttl_is_unsupported,
             ttl::ttl_key_is_readable_before_expiry,
             ttl::expired_key_is_gone_for_get_and_exists,
@@ -118,6 +120,8 @@ macro_rules! __for_each_case {
             ttl::zero_ttl_is_invalid_and_writes_nothing,
             ttl::cas_new_value_keeps_its_ttl,
             ttl::expired_key_can_be_rewritten,
+            ttl::batch_get_with_ttl_reports_remaining_ttl,
+            ttl::batch_get_with_ttl_round_trips_through_batch_set,
             list::list_of_empty_prefix_is_empty_and_final,
             list::list_is_in_byte_order,
             list::paging_with_every_limit_returns_each_key_once,
@@ -177,6 +181,9 @@ macro_rules! __for_each_case {
             bulk::bulk_chunk_with_an_invalid_entry_fails_alone,
             bulk::bulk_write_ops_keep_input_order_per_key,
             bulk::bulk_fail_fast_stops_after_the_first_failure,
+            export::export_of_20000_keys_returns_each_live_key_once_with_its_ttl,
+            export::export_resumes_after_a_key,
+            export::copy_to_memory_and_back_keeps_values_and_ttls,
             ],
         }
     };
@@ -325,6 +332,7 @@ mod tests {
             ("concurrency", include_str!("concurrency.rs")),
             ("ext", include_str!("ext.rs")),
             ("bulk", include_str!("bulk.rs")),
+            ("export", include_str!("export.rs")),
         ];
         let mut defined: Vec<String> = modules
             .iter()

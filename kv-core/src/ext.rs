@@ -5,7 +5,9 @@ use std::collections::VecDeque;
 use async_trait::async_trait;
 use futures::stream::{self, BoxStream, StreamExt};
 
+use crate::batch::Entry;
 use crate::error::Result;
+use crate::export::{self, ExportOptions};
 use crate::key::Key;
 use crate::options::{DEFAULT_LIST_LIMIT, ListOptions};
 use crate::store::KvStore;
@@ -37,6 +39,48 @@ pub trait KvStoreExt: KvStore {
     /// Every live key with `prefix`, ascending, fetched page by page
     /// ([`DEFAULT_LIST_LIMIT`] keys a page) as the stream is polled.
     fn list_stream<'a>(&'a self, prefix: &'a str) -> BoxStream<'a, Result<Key>>;
+
+    /// Every live entry with `prefix`, ascending, each with its remaining
+    /// TTL: see [`export_with`](Self::export_with); default options.
+    fn export<'a>(&'a self, prefix: &'a str) -> BoxStream<'a, Result<Entry>>;
+
+    /// Every live entry with `prefix`, in key order, each with its
+    /// remaining TTL (`Entry::ttl`), in bounded memory: each page of keys is
+    /// one [`list`](KvStore::list) and one
+    /// [`batch_get_with_ttl`](KvStore::batch_get_with_ttl), and
+    /// `options.read_ahead` pages are in flight at once (page N+1 is listed
+    /// while page N is read).
+    ///
+    /// - Each key live through the export is yielded exactly once; a key
+    ///   deleted or expired between its page's list and read is skipped.
+    /// - Not a snapshot of the whole prefix: each page is read at its own
+    ///   moment (one snapshot per page where `snapshot_batch_get`).
+    /// - The first error ends the stream; resume with
+    ///   [`ExportOptions::start_after`] set to the last key received.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use futures::TryStreamExt;
+    /// use kv_core::{Entry, ExportOptions, Key, KvStore, KvStoreExt, MemoryStore};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// store.batch_set(vec![
+    ///     Entry::new(Key::new("s/1")?, "a").with_ttl(Duration::from_secs(60)),
+    ///     Entry::new(Key::new("s/2")?, "b"),
+    /// ]).await?;
+    /// let all: Vec<Entry> = store.export_with("s/", ExportOptions::default().page_size(1)).try_collect().await?;
+    /// assert_eq!(all.len(), 2);
+    /// assert!(all[0].ttl.is_some_and(|left| left <= Duration::from_secs(60)));
+    /// assert_eq!((all[1].value.as_ref(), all[1].ttl), (&b"b"[..], None));
+    /// # Ok::<(), kv_core::Error>(())
+    /// # });
+    /// ```
+    fn export_with<'a>(
+        &'a self,
+        prefix: &'a str,
+        options: ExportOptions,
+    ) -> BoxStream<'a, Result<Entry>>;
 
     /// Whether each key exists, aligned with the input; one `batch_get`.
     async fn batch_exists(&self, keys: &[Key]) -> Result<Vec<bool>>;
@@ -79,6 +123,18 @@ impl<S: KvStore + ?Sized> KvStoreExt for S {
             }
         })
         .boxed()
+    }
+
+    fn export<'a>(&'a self, prefix: &'a str) -> BoxStream<'a, Result<Entry>> {
+        export::export(self, prefix, ExportOptions::default())
+    }
+
+    fn export_with<'a>(
+        &'a self,
+        prefix: &'a str,
+        options: ExportOptions,
+    ) -> BoxStream<'a, Result<Entry>> {
+        export::export(self, prefix, options)
     }
 
     async fn batch_exists(&self, keys: &[Key]) -> Result<Vec<bool>> {

@@ -3,8 +3,11 @@
 //!
 //! - [`KvStore`]: the object-safe trait every backend implements (raw bytes,
 //!   native batches, TTL, listing, compare-and-swap), with its contract.
-//! - [`KvStoreExt`]: helpers for every store (`list_stream`, `batch_exists`,
-//!   `clear`).
+//! - [`KvStoreExt`]: helpers for every store (`list_stream`, `export` with
+//!   remaining TTLs, `batch_exists`, `clear`).
+//! - [`BulkWriter`] and [`copy`]: loading any number of entries through
+//!   native batches in bounded memory, and moving a prefix between stores
+//!   with its TTLs.
 //! - [`Kv`]: the typed client applications use, with [`Codec`]s
 //!   ([`Json`], [`MessagePack`] behind the `msgpack` feature, [`Raw`]) and
 //!   namespaces.
@@ -36,6 +39,7 @@ mod capabilities;
 mod client;
 mod codec;
 mod error;
+mod export;
 mod ext;
 mod key;
 mod memory;
@@ -52,8 +56,9 @@ pub use bytes::Bytes;
 
 pub use batch::{Entry, WriteOp};
 pub use bulk::{
-    BulkItem, BulkReport, BulkWriter, ChunkInFlight, DEFAULT_CHUNK_SIZE, DEFAULT_CONCURRENCY,
-    FailedChunk, Progress,
+    BulkItem, BulkReport, BulkWriter, ChunkInFlight, CopyOptions, CopyReport, DEFAULT_CHUNK_SIZE,
+    DEFAULT_CONCURRENCY, DEFAULT_TTL_TOLERANCE, FailedChunk, MAX_REPORTED_MISMATCHES, Progress,
+    VerifyReport, copy,
 };
 pub use capabilities::Capabilities;
 pub use client::Kv;
@@ -61,6 +66,7 @@ pub use client::Kv;
 pub use codec::MessagePack;
 pub use codec::{Codec, Json, Raw};
 pub use error::{BoxError, Error, ErrorKind, Operation, Result};
+pub use export::{DEFAULT_READ_AHEAD, ExportOptions};
 pub use ext::KvStoreExt;
 pub use key::{Key, MAX_KEY_BYTES, prefix_successor, prefix_successor_str, validate_prefix};
 pub use memory::{DEFAULT_MEMORY_MAX_VALUE_BYTES, MemoryStore, MemoryStoreBuilder};

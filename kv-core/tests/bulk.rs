@@ -6,16 +6,17 @@
 
 #![allow(clippy::unwrap_used)] // tests fail by panicking
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use kv_core::{
-    BulkWriter, Capabilities, Entry, Error, ErrorKind, Health, Key, KvStore, ListOptions,
-    MemoryStore, Operation, Page, Result, SetOptions, WriteOp,
+    BulkWriter, Capabilities, CopyOptions, Entry, Error, ErrorKind, ExportOptions, Health, Key,
+    KvStore, KvStoreExt, ListOptions, MemoryStore, Operation, Page, Result, SetOptions, WriteOp,
 };
+use futures::TryStreamExt;
 
 /// MemoryStore whose `batch_set` fails with a temporary error while
 /// `failures` lasts, and takes `delay` before writing.
@@ -26,6 +27,13 @@ struct Faulty {
     delay: Duration,
     /// Keys written so far by `batch_set`.
     written: AtomicUsize,
+    /// `batch_set` calls that succeed before the failures begin.
+    succeed_first: AtomicU32,
+    /// A key `list` deletes right after listing it (a writer racing an
+    /// export).
+    delete_on_list: Mutex<Option<Key>>,
+    /// A key `batch_set` overwrites with `corrupt` after writing.
+    corrupt_after_write: Mutex<Option<Key>>,
 }
 
 impl Faulty {
@@ -35,7 +43,17 @@ impl Faulty {
             failures: AtomicU32::new(failures),
             delay,
             written: AtomicUsize::new(0),
+            succeed_first: AtomicU32::new(0),
+            delete_on_list: Mutex::new(None),
+            corrupt_after_write: Mutex::new(None),
         })
+    }
+
+    /// Fails `failures` calls of `batch_set` after `ok` calls succeeded.
+    fn after(ok: u32, failures: u32) -> Arc<Self> {
+        let faulty = Self::new(failures, Duration::ZERO);
+        faulty.succeed_first.store(ok, Ordering::SeqCst);
+        faulty
     }
 }
 
@@ -60,15 +78,26 @@ impl KvStore for Faulty {
         self.inner.exists(key).await
     }
     async fn list(&self, prefix: &str, options: ListOptions) -> Result<Page> {
-        self.inner.list(prefix, options).await
+        let page = self.inner.list(prefix, options).await?;
+        let doomed = self.delete_on_list.lock().unwrap().take();
+        if let Some(key) = doomed {
+            self.inner.delete(&key).await?;
+        }
+        Ok(page)
     }
     async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>> {
         self.inner.batch_get(keys).await
     }
+    async fn batch_get_with_ttl(&self, keys: &[Key]) -> Result<Vec<Option<Entry>>> {
+        self.inner.batch_get_with_ttl(keys).await
+    }
     async fn batch_set(&self, entries: Vec<Entry>) -> Result<()> {
         tokio::time::sleep(self.delay).await;
+        let ok = self.succeed_first.load(Ordering::SeqCst);
         let left = self.failures.load(Ordering::SeqCst);
-        if left > 0 {
+        if ok > 0 {
+            self.succeed_first.store(ok - 1, Ordering::SeqCst);
+        } else if left > 0 {
             self.failures.store(left - 1, Ordering::SeqCst);
             return Err(Error::new(
                 ErrorKind::Unavailable,
@@ -78,6 +107,10 @@ impl KvStore for Faulty {
         }
         let n = entries.len();
         self.inner.batch_set(entries).await?;
+        let corrupt = self.corrupt_after_write.lock().unwrap().take();
+        if let Some(key) = corrupt {
+            self.inner.set(&key, "corrupt".into(), SetOptions::default()).await?;
+        }
         self.written.fetch_add(n, Ordering::SeqCst);
         Ok(())
     }
@@ -222,4 +255,85 @@ async fn typed_bulk_set_reports_bad_items_and_loads_the_rest() {
     assert_eq!(report.failed.len(), 1);
     assert_eq!(report.failed[0].error.kind(), ErrorKind::InvalidKey);
     assert_eq!(kv.get::<i32>("n299").await.unwrap(), Some(299));
+}
+
+/// A copy whose fourth chunk fails says to resume after the third chunk's
+/// last key; copying again from there completes it.
+#[tokio::test]
+async fn a_failed_copy_resumes_after_the_last_chunk_before_the_failure() {
+    let src = MemoryStore::new();
+    src.batch_set((0..1000).map(entry).collect()).await.unwrap();
+    let dst = Faulty::after(3, 1);
+    let writer = BulkWriter::new(dst.clone())
+        .chunk_size(100)
+        .concurrency(1)
+        .retries(0);
+    let first = writer
+        .copy_from(&src, "", CopyOptions::default().verify(true))
+        .await;
+    assert!(!first.is_complete());
+    assert_eq!(first.keys_read, 1000);
+    assert_eq!(first.load.failed.len(), 1);
+    assert_eq!(first.load.failed[0].index, 3);
+    assert_eq!(first.resume_after, Some(entry(299).key));
+    assert!(first.verify.is_none(), "an incomplete copy is not verified");
+    assert_eq!(first.into_result().unwrap_err().kind(), ErrorKind::Unavailable);
+
+    let options = CopyOptions::default()
+        .start_after(entry(299).key)
+        .verify(true);
+    let second = writer.copy_from(&src, "", options).await;
+    assert_eq!(second.keys_read, 700);
+    assert_eq!(second.resume_after, None);
+    let second = second.into_result().unwrap();
+    assert_eq!(second.verify.as_ref().map(|v| v.checked), Some(700));
+    let all: Vec<Entry> = dst.inner.export("").try_collect().await.unwrap();
+    assert_eq!(all, (0..1000).map(entry).collect::<Vec<_>>());
+}
+
+/// Verification names a key whose copy differs and counts it.
+#[tokio::test]
+async fn verification_reports_a_changed_copy() {
+    let src = MemoryStore::new();
+    src.batch_set((0..50).map(entry).collect()).await.unwrap();
+    let dst = MemoryStore::new().into_dyn();
+    // Already there with another value and a TTL: the copy overwrites it.
+    dst.set(&entry(7).key, "old".into(), SetOptions::ttl(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let report = kv_core::copy(&src, dst.clone(), "", CopyOptions::default().verify(true))
+        .await
+        .into_result()
+        .unwrap();
+    assert_eq!(report.verify.as_ref().map(|v| v.mismatched), Some(0));
+    let copied = dst.batch_get_with_ttl(&[entry(7).key]).await.unwrap();
+    assert_eq!(copied, vec![Some(entry(7))], "value and no TTL, as the source");
+
+    // A destination changed behind the copy's back fails verification.
+    let changed = Faulty::new(0, Duration::ZERO);
+    *changed.corrupt_after_write.lock().unwrap() = Some(entry(9).key);
+    let check = BulkWriter::new(changed.clone())
+        .copy_from(&src, "", CopyOptions::default().verify(true))
+        .await;
+    assert!(check.load.is_complete() && !check.is_complete());
+    let verify = check.verify.as_ref().unwrap();
+    assert_eq!((verify.checked, verify.mismatched), (50, 1));
+    assert_eq!(verify.mismatched_keys, [entry(9).key]);
+    assert_eq!(check.into_result().unwrap_err().kind(), ErrorKind::Backend);
+}
+
+/// A key deleted between an export's list and its read is skipped; every
+/// other key is yielded once.
+#[tokio::test]
+async fn export_skips_a_key_deleted_between_list_and_read() {
+    let store = Faulty::new(0, Duration::ZERO);
+    store.inner.batch_set((0..100).map(entry).collect()).await.unwrap();
+    *store.delete_on_list.lock().unwrap() = Some(entry(5).key);
+    let got: Vec<Entry> = store
+        .export_with("", ExportOptions::default().page_size(10))
+        .try_collect()
+        .await
+        .unwrap();
+    let want: Vec<Entry> = (0..100).filter(|&i| i != 5).map(entry).collect();
+    assert_eq!(got, want);
 }

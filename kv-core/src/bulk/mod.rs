@@ -1,6 +1,7 @@
 //! [`BulkWriter`]: loading any number of entries through native batches,
 //! several at once, in bounded memory.
 
+mod copy;
 mod report;
 
 use std::collections::{HashMap, HashSet};
@@ -13,6 +14,9 @@ use futures::{Stream, StreamExt};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+pub use copy::{
+    CopyOptions, CopyReport, DEFAULT_TTL_TOLERANCE, MAX_REPORTED_MISMATCHES, VerifyReport, copy,
+};
 pub use report::{BulkReport, ChunkInFlight, FailedChunk, Progress};
 
 use crate::batch::{Entry, WriteOp};
