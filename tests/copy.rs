@@ -51,10 +51,15 @@ async fn assert_holds(store: &dyn KvStore, prefix: &str, written: &[Entry], elap
 }
 
 async fn hop(src: &dyn KvStore, dst: Arc<dyn KvStore>, prefix: &str) {
-    let report = kv::copy(src, dst.clone(), prefix, CopyOptions::default().verify(true))
-        .await
-        .into_result()
-        .unwrap_or_else(|e| panic!("{} -> {}: {e}", src.backend(), dst.backend()));
+    let report = kv::copy(
+        src,
+        dst.clone(),
+        prefix,
+        CopyOptions::default().verify(true),
+    )
+    .await
+    .into_result()
+    .unwrap_or_else(|e| panic!("{} -> {}: {e}", src.backend(), dst.backend()));
     let verify = report.verify.as_ref().unwrap();
     assert_eq!(verify.checked, KEYS as u64);
     println!(

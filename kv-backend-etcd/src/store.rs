@@ -573,18 +573,19 @@ impl KvStore for EtcdStore {
         let resp = self.txn(op, ops).await?;
         let now = now_millis();
         // The stamp holds the expiry: the TTL comes with the value.
-        let entries = txn::range_values(resp)
-            .zip(&distinct)
-            .map(|(stored, key)| match stored {
-                Some(stored) => Ok(txn::live_value_with_ttl(op, key.as_str(), stored, now)?
-                    .map(|(value, ttl)| Entry {
-                        key: (*key).clone(),
-                        value,
-                        ttl,
-                    })),
-                None => Ok(None),
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let entries =
+            txn::range_values(resp)
+                .zip(&distinct)
+                .map(|(stored, key)| match stored {
+                    Some(stored) => Ok(txn::live_value_with_ttl(op, key.as_str(), stored, now)?
+                        .map(|(value, ttl)| Entry {
+                            key: (*key).clone(),
+                            value,
+                            ttl,
+                        })),
+                    None => Ok(None),
+                })
+                .collect::<Result<Vec<_>>>()?;
         if entries.len() != distinct.len() {
             return Err(txn::short_answer(op));
         }

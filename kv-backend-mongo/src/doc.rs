@@ -131,11 +131,18 @@ pub(crate) fn value_of(op: Operation, key: &str, doc: &RawDocument) -> Result<By
 
 /// The remaining TTL of a document a live filter returned at `now`: `None`
 /// without `e`, else at least one millisecond.
-pub(crate) fn ttl_of(op: Operation, key: &str, doc: &RawDocument, now: u64) -> Result<Option<Duration>> {
+pub(crate) fn ttl_of(
+    op: Operation,
+    key: &str,
+    doc: &RawDocument,
+    now: u64,
+) -> Result<Option<Duration>> {
     match doc.get(EXPIRES) {
         Ok(None) => Ok(None),
         Ok(Some(RawBsonRef::DateTime(at))) => {
-            let left = u64::try_from(at.timestamp_millis()).unwrap_or(0).saturating_sub(now);
+            let left = u64::try_from(at.timestamp_millis())
+                .unwrap_or(0)
+                .saturating_sub(now);
             Ok(Some(Duration::from_millis(left.max(1))))
         }
         _ => Err(malformed(op, key)),

@@ -526,12 +526,17 @@ impl KvStore for MongoStore {
         let op = Operation::BatchGetWithTtl;
         let distinct = self.validator.distinct_keys(op, keys)?;
         let found = self
-            .find_live(op, &distinct, doc! {VALUE: 1, EXPIRES: 1}, |key, current, now| {
-                Ok((
-                    doc::value_of(op, key, current)?,
-                    doc::ttl_of(op, key, current, now)?,
-                ))
-            })
+            .find_live(
+                op,
+                &distinct,
+                doc! {VALUE: 1, EXPIRES: 1},
+                |key, current, now| {
+                    Ok((
+                        doc::value_of(op, key, current)?,
+                        doc::ttl_of(op, key, current, now)?,
+                    ))
+                },
+            )
             .await?;
         Ok(keys
             .iter()

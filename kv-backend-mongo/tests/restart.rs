@@ -62,7 +62,9 @@ async fn the_store_survives_a_server_restart() {
             .unwrap()
             .expect("restart the local server");
     };
-    let report = bulk_load_completes_across(std::sync::Arc::new(store.clone()), "bulk:", 4_000, restart).await;
+    let report =
+        bulk_load_completes_across(std::sync::Arc::new(store.clone()), "bulk:", 4_000, restart)
+            .await;
     println!(
         "bulk load across a restart: {} keys in {:?}, {} retries",
         report.keys_written, report.elapsed, report.retries

@@ -530,22 +530,24 @@ impl KvStore for PostgresStore {
             .into_iter()
             .map(|(name, value, left)| (name, (value, left)))
             .collect();
-        Ok(in_input_order(keys, rows, |(value, left): (Vec<u8>, Option<i64>)| {
-            (
-                Bytes::from(value),
-                left.map(|ms| Duration::from_millis(ms.unsigned_abs().max(1))),
-            )
-        })
-        .into_iter()
-        .zip(keys)
-        .map(|(found, key)| {
-            found.map(|(value, ttl)| Entry {
-                key: key.clone(),
-                value,
-                ttl,
+        Ok(
+            in_input_order(keys, rows, |(value, left): (Vec<u8>, Option<i64>)| {
+                (
+                    Bytes::from(value),
+                    left.map(|ms| Duration::from_millis(ms.unsigned_abs().max(1))),
+                )
             })
-        })
-        .collect())
+            .into_iter()
+            .zip(keys)
+            .map(|(found, key)| {
+                found.map(|(value, ttl)| Entry {
+                    key: key.clone(),
+                    value,
+                    ttl,
+                })
+            })
+            .collect(),
+        )
     }
 
     async fn batch_set(&self, entries: Vec<Entry>) -> Result<()> {

@@ -77,7 +77,9 @@ async fn the_store_survives_a_restart_and_terminated_sessions() {
             .unwrap()
             .expect("restart the local server");
     };
-    let report = bulk_load_completes_across(std::sync::Arc::new(store.clone()), "bulk:", 20_000, restart).await;
+    let report =
+        bulk_load_completes_across(std::sync::Arc::new(store.clone()), "bulk:", 20_000, restart)
+            .await;
     println!(
         "bulk load across a restart: {} keys in {:?}, {} retries",
         report.keys_written, report.elapsed, report.retries

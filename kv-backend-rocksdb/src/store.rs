@@ -413,7 +413,7 @@ fn decoded_with_ttl<'a>(
     key: &str,
     stored: &'a [u8],
     now: u64,
-) -> Result<Option<(&'a [u8], Option<Duration>)>> {
+) -> Result<Option<value::Live<'a>>> {
     value::decode_with_ttl(stored, now).map_err(|Malformed| malformed(op, key))
 }
 

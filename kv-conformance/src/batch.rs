@@ -299,7 +299,13 @@ pub async fn batch_get_with_ttl_is_aligned_like_batch_get(store: &dyn KvStore) {
     let plain = |name: &str, value: &str| Some(Entry::new(s.key(name), b(value)));
     assert_eq!(
         got,
-        vec![plain("b", ""), None, plain("a", "A"), plain("b", ""), plain("a", "A")]
+        vec![
+            plain("b", ""),
+            None,
+            plain("a", "A"),
+            plain("b", ""),
+            plain("a", "A")
+        ]
     );
     let values: Vec<Option<Bytes>> = got.into_iter().map(|e| e.map(|e| e.value)).collect();
     assert_eq!(values, store.batch_get(&keys).await.unwrap());

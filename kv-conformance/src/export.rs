@@ -86,9 +86,7 @@ async fn delete_all(store: &dyn KvStore, keys: impl Iterator<Item = Key>) {
 /// Export of 20,000 keys (a tenth expired before it, half with TTLs of
 /// about ten minutes): every live key exactly once, ascending, with its
 /// value and its remaining TTL.
-pub async fn export_of_20000_keys_returns_each_live_key_once_with_its_ttl(
-    store: Arc<dyn KvStore>,
-) {
+pub async fn export_of_20000_keys_returns_each_live_key_once_with_its_ttl(store: Arc<dyn KvStore>) {
     let s = Space::new("export-20k");
     let written = entries(&*store, &s, 20_000);
     let started = Instant::now();

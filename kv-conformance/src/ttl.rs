@@ -372,7 +372,10 @@ pub async fn batch_get_with_ttl_round_trips_through_batch_set(store: &dyn KvStor
             (None, None, None) => {}
             (Some(set), Some(left), Some(left_again)) => {
                 // Counting down, never up, and not by more than the case took.
-                assert!(left <= set + Duration::from_millis(2), "{left:?} of {set:?}");
+                assert!(
+                    left <= set + Duration::from_millis(2),
+                    "{left:?} of {set:?}"
+                );
                 assert!(left_again <= left + Duration::from_millis(2));
                 assert!(
                     left_again + Duration::from_secs(60) >= set,

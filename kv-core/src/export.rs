@@ -87,7 +87,13 @@ pub(crate) fn export<'a, S: KvStore + ?Sized>(
             return Ok(None);
         };
         let page = store
-            .list(prefix, ListOptions { start_after, limit: Some(limit) })
+            .list(
+                prefix,
+                ListOptions {
+                    start_after,
+                    limit: Some(limit),
+                },
+            )
             .await?;
         if page.keys.is_empty() {
             return Ok(None);

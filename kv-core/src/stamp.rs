@@ -72,6 +72,9 @@ pub fn decode(stored: &[u8], now: u64) -> Result<Option<&[u8]>, Malformed> {
     }
 }
 
+/// A live stored value and its remaining time to live (`None`: no TTL).
+pub type Live<'a> = (&'a [u8], Option<Duration>);
+
 /// The live value in `stored` with its remaining time to live (`None`
 /// for a value without expiry), or `None` when it has expired at `now`.
 /// A live value has at least one millisecond left.
@@ -85,10 +88,7 @@ pub fn decode(stored: &[u8], now: u64) -> Result<Option<&[u8]>, Malformed> {
 /// let (value, ttl) = stamp::decode_with_ttl(&stored, 1010).unwrap().unwrap();
 /// assert_eq!((value, ttl), (&b"v"[..], Some(Duration::from_millis(40))));
 /// ```
-pub fn decode_with_ttl(
-    stored: &[u8],
-    now: u64,
-) -> Result<Option<(&[u8], Option<Duration>)>, Malformed> {
+pub fn decode_with_ttl(stored: &[u8], now: u64) -> Result<Option<Live<'_>>, Malformed> {
     match stored.split_first() {
         Some((&PLAIN, value)) => Ok(Some((value, None))),
         Some((&EXPIRING, rest)) if rest.len() >= 8 => {

@@ -6,17 +6,17 @@
 
 #![allow(clippy::unwrap_used)] // tests fail by panicking
 
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::TryStreamExt;
 use kv_core::{
     BulkWriter, Capabilities, CopyOptions, Entry, Error, ErrorKind, ExportOptions, Health, Key,
     KvStore, KvStoreExt, ListOptions, MemoryStore, Operation, Page, Result, SetOptions, WriteOp,
 };
-use futures::TryStreamExt;
 
 /// MemoryStore whose `batch_set` fails with a temporary error while
 /// `failures` lasts, and takes `delay` before writing.
@@ -109,7 +109,9 @@ impl KvStore for Faulty {
         self.inner.batch_set(entries).await?;
         let corrupt = self.corrupt_after_write.lock().unwrap().take();
         if let Some(key) = corrupt {
-            self.inner.set(&key, "corrupt".into(), SetOptions::default()).await?;
+            self.inner
+                .set(&key, "corrupt".into(), SetOptions::default())
+                .await?;
         }
         self.written.fetch_add(n, Ordering::SeqCst);
         Ok(())
@@ -277,7 +279,10 @@ async fn a_failed_copy_resumes_after_the_last_chunk_before_the_failure() {
     assert_eq!(first.load.failed[0].index, 3);
     assert_eq!(first.resume_after, Some(entry(299).key));
     assert!(first.verify.is_none(), "an incomplete copy is not verified");
-    assert_eq!(first.into_result().unwrap_err().kind(), ErrorKind::Unavailable);
+    assert_eq!(
+        first.into_result().unwrap_err().kind(),
+        ErrorKind::Unavailable
+    );
 
     let options = CopyOptions::default()
         .start_after(entry(299).key)
@@ -298,16 +303,24 @@ async fn verification_reports_a_changed_copy() {
     src.batch_set((0..50).map(entry).collect()).await.unwrap();
     let dst = MemoryStore::new().into_dyn();
     // Already there with another value and a TTL: the copy overwrites it.
-    dst.set(&entry(7).key, "old".into(), SetOptions::ttl(Duration::from_secs(60)))
-        .await
-        .unwrap();
+    dst.set(
+        &entry(7).key,
+        "old".into(),
+        SetOptions::ttl(Duration::from_secs(60)),
+    )
+    .await
+    .unwrap();
     let report = kv_core::copy(&src, dst.clone(), "", CopyOptions::default().verify(true))
         .await
         .into_result()
         .unwrap();
     assert_eq!(report.verify.as_ref().map(|v| v.mismatched), Some(0));
     let copied = dst.batch_get_with_ttl(&[entry(7).key]).await.unwrap();
-    assert_eq!(copied, vec![Some(entry(7))], "value and no TTL, as the source");
+    assert_eq!(
+        copied,
+        vec![Some(entry(7))],
+        "value and no TTL, as the source"
+    );
 
     // A destination changed behind the copy's back fails verification.
     let changed = Faulty::new(0, Duration::ZERO);
@@ -327,7 +340,11 @@ async fn verification_reports_a_changed_copy() {
 #[tokio::test]
 async fn export_skips_a_key_deleted_between_list_and_read() {
     let store = Faulty::new(0, Duration::ZERO);
-    store.inner.batch_set((0..100).map(entry).collect()).await.unwrap();
+    store
+        .inner
+        .batch_set((0..100).map(entry).collect())
+        .await
+        .unwrap();
     *store.delete_on_list.lock().unwrap() = Some(entry(5).key);
     let got: Vec<Entry> = store
         .export_with("", ExportOptions::default().page_size(10))
