@@ -31,9 +31,11 @@ fn entries(prefix: &str) -> Vec<Entry> {
 }
 
 /// `store` holds exactly `written` under `prefix`: same keys and values,
-/// a TTL where one was written, counted down by no more than `elapsed`.
-async fn assert_holds(store: &dyn KvStore, prefix: &str, written: &[Entry], elapsed: Duration) {
+/// a TTL where one was written, counted down by no more than the time
+/// since `started` (just before the first write).
+async fn assert_holds(store: &dyn KvStore, prefix: &str, written: &[Entry], started: Instant) {
     let got: Vec<Entry> = store.export(prefix).try_collect().await.unwrap();
+    let elapsed = started.elapsed();
     assert_eq!(got.len(), written.len(), "{}", store.backend());
     for (want, got) in written.iter().zip(&got) {
         assert_eq!((&got.key, &got.value), (&want.key, &want.value));
@@ -96,13 +98,13 @@ async fn copy_between_backends_keeps_keys_values_and_ttls() {
     redis.batch_set(written.clone()).await.unwrap();
 
     hop(&*redis, postgres.clone(), &prefix).await;
-    assert_holds(&*postgres, &prefix, &written, started.elapsed()).await;
+    assert_holds(&*postgres, &prefix, &written, started).await;
     hop(&*postgres, rocksdb.clone(), &prefix).await;
-    assert_holds(&*rocksdb, &prefix, &written, started.elapsed()).await;
+    assert_holds(&*rocksdb, &prefix, &written, started).await;
     // Back into Redis beside the originals, under another prefix.
     let back: Arc<dyn KvStore> = Arc::new(PrefixStore::new(redis.clone(), "back/").unwrap());
     hop(&*rocksdb, back.clone(), &prefix).await;
-    assert_holds(&*back, &prefix, &written, started.elapsed()).await;
+    assert_holds(&*back, &prefix, &written, started).await;
 
     #[cfg(all(feature = "etcd", feature = "mongo"))]
     {
@@ -113,9 +115,9 @@ async fn copy_between_backends_keeps_keys_values_and_ttls() {
         let etcd = kv::connect_store(&etcd.kv_url()).await.unwrap();
         let mongo = kv::connect_store(&mongo.kv_url()).await.unwrap();
         hop(&*back, etcd.clone(), &prefix).await;
-        assert_holds(&*etcd, &prefix, &written, started.elapsed()).await;
+        assert_holds(&*etcd, &prefix, &written, started).await;
         hop(&*etcd, mongo.clone(), &prefix).await;
-        assert_holds(&*mongo, &prefix, &written, started.elapsed()).await;
+        assert_holds(&*mongo, &prefix, &written, started).await;
         for store in [&etcd, &mongo] {
             store.clear(&prefix).await.unwrap();
         }
