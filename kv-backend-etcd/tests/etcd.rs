@@ -223,8 +223,15 @@ async fn ttl_writes_share_a_handful_of_leases() {
         (1..=most).contains(&leases),
         "1,000 TTL writes over {spread:?} created {leases} leases (at most {most} expected)"
     );
-    assert_eq!(store.cached_leases(), leases);
-    println!("1,000 TTL writes over {spread:?}: {leases} leases");
+    // The cache drops a bucket once it has ended (no later write can use
+    // it) while etcd keeps its lease until it expires: on a machine slow
+    // enough that the writes outlast the first bucket, fewer are cached.
+    let cached = store.cached_leases();
+    assert!(
+        (1..=leases).contains(&cached),
+        "{cached} leases cached, {leases} on the server"
+    );
+    println!("1,000 TTL writes over {spread:?}: {leases} leases, {cached} cached");
 }
 
 #[tokio::test]
