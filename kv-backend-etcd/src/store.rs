@@ -200,6 +200,38 @@ impl EtcdStore {
         txn::full_key(&self.prefix, key.as_str().as_bytes())
     }
 
+    /// One Txn of Ranges over the distinct `keys`, each found value read by
+    /// `decode(key, stored, now)`; the answer aligned with the input.
+    async fn read_distinct<T: Clone>(
+        &self,
+        op: Operation,
+        keys: &[Key],
+        decode: impl Fn(&Key, Vec<u8>, u64) -> Result<Option<T>>,
+    ) -> Result<Vec<Option<T>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let distinct = self.validator.distinct_keys(op, keys)?;
+        self.check_request_bytes(op, &[], &distinct)?;
+        let ops: Vec<TxnOp> = distinct
+            .iter()
+            .map(|k| TxnOp::get(self.full_key(k), Some(self.get_options())))
+            .collect();
+        let resp = self.txn(op, ops).await?;
+        let now = now_millis();
+        let found = txn::range_values(resp)
+            .zip(&distinct)
+            .map(|(stored, key)| match stored {
+                Some(stored) => decode(key, stored, now),
+                None => Ok(None),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if found.len() != distinct.len() {
+            return Err(txn::short_answer(op));
+        }
+        Ok(txn::align(keys, &distinct, found))
+    }
+
     fn get_options(&self) -> GetOptions {
         let options = GetOptions::new();
         if self.config.serializable_reads {
@@ -534,62 +566,28 @@ impl KvStore for EtcdStore {
     }
 
     async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
         let op = Operation::BatchGet;
-        let distinct = self.validator.distinct_keys(op, keys)?;
-        self.check_request_bytes(op, &[], &distinct)?;
-        let ops: Vec<TxnOp> = distinct
-            .iter()
-            .map(|k| TxnOp::get(self.full_key(k), Some(self.get_options())))
-            .collect();
-        let resp = self.txn(op, ops).await?;
-        let now = now_millis();
-        let values = txn::range_values(resp)
-            .zip(&distinct)
-            .map(|(stored, key)| match stored {
-                Some(stored) => txn::live_value(op, key.as_str(), stored, now),
-                None => Ok(None),
-            })
-            .collect::<Result<Vec<_>>>()?;
-        if values.len() != distinct.len() {
-            return Err(txn::short_answer(op));
-        }
-        Ok(txn::align(keys, &distinct, values))
+        self.read_distinct(op, keys, |key, stored, now| {
+            txn::live_value(op, key.as_str(), stored, now)
+        })
+        .await
     }
 
     async fn batch_get_with_ttl(&self, keys: &[Key]) -> Result<Vec<Option<Entry>>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
         let op = Operation::BatchGetWithTtl;
-        let distinct = self.validator.distinct_keys(op, keys)?;
-        self.check_request_bytes(op, &[], &distinct)?;
-        let ops: Vec<TxnOp> = distinct
-            .iter()
-            .map(|k| TxnOp::get(self.full_key(k), Some(self.get_options())))
-            .collect();
-        let resp = self.txn(op, ops).await?;
-        let now = now_millis();
         // The stamp holds the expiry: the TTL comes with the value.
-        let entries =
-            txn::range_values(resp)
-                .zip(&distinct)
-                .map(|(stored, key)| match stored {
-                    Some(stored) => Ok(txn::live_value_with_ttl(op, key.as_str(), stored, now)?
-                        .map(|(value, ttl)| Entry {
-                            key: (*key).clone(),
-                            value,
-                            ttl,
-                        })),
-                    None => Ok(None),
-                })
-                .collect::<Result<Vec<_>>>()?;
-        if entries.len() != distinct.len() {
-            return Err(txn::short_answer(op));
-        }
-        Ok(txn::align(keys, &distinct, entries))
+        self.read_distinct(op, keys, |key, stored, now| {
+            Ok(
+                txn::live_value_with_ttl(op, key.as_str(), stored, now)?.map(|(value, ttl)| {
+                    Entry {
+                        key: key.clone(),
+                        value,
+                        ttl,
+                    }
+                }),
+            )
+        })
+        .await
     }
 
     async fn batch_set(&self, entries: Vec<Entry>) -> Result<()> {

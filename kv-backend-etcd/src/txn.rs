@@ -42,10 +42,7 @@ pub(crate) fn live_value(
     stored: Vec<u8>,
     now: u64,
 ) -> Result<Option<Bytes>> {
-    let Some(start) = live_slice(op, key, &stored, now)?.map(|v| stored.len() - v.len()) else {
-        return Ok(None);
-    };
-    Ok(Some(Bytes::from(stored).split_off(start)))
+    Ok(live_value_with_ttl(op, key, stored, now)?.map(|(value, _)| value))
 }
 
 /// As [`live_value`], with the value's remaining TTL (`None`: no TTL).
