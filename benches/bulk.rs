@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 use kv::{BulkWriter, Entry, Key, KvStore, SetOptions};
 
 const VALUE_BYTES: usize = 100;
-const CONCURRENCY: usize = 4;
+const CONCURRENCY: usize = kv::DEFAULT_CONCURRENCY;
+/// The concurrency levels of the sweep that chose the default.
+const SWEEP: [usize; 5] = [1, 2, 4, 8, 16];
 const BACKENDS: [&str; 6] = ["memory", "redis", "postgres", "rocksdb", "etcd", "mongo"];
 
 fn main() {
@@ -38,7 +40,13 @@ fn main() {
             .enable_all()
             .build()
             .unwrap();
-        runtime.block_on(child(&args[1], args[2].parse().unwrap(), &args[3]));
+        runtime.block_on(child(
+            &args[1],
+            args[2].parse().unwrap(),
+            &args[3],
+            args[4].parse().unwrap(),
+            args[5] == "singles",
+        ));
         return;
     }
     let quick = std::env::var("KV_BENCH_QUICK").is_ok_and(|v| v == "1");
@@ -66,6 +74,7 @@ fn main() {
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     let dir = tempfile::tempdir().unwrap();
+    let mut targets = Vec::new();
     for backend in chosen {
         if backend == "rocksdb" && cfg!(not(feature = "rocksdb")) {
             println!("| rocksdb | (built without the rocksdb feature) | | | | | | | |");
@@ -79,8 +88,12 @@ fn main() {
             "etcd" => server_url(kv_testkit::Kind::Etcd),
             _ => server_url(kv_testkit::Kind::Mongo),
         };
-        let small_run = run_child(backend, small, &url);
-        let large_run = run_child(backend, large, &url);
+        targets.push((backend, url));
+    }
+    for (backend, url) in &targets {
+        let (backend, url) = (*backend, url.as_str());
+        let small_run = run_child(backend, small, url, CONCURRENCY, true);
+        let large_run = run_child(backend, large, url, CONCURRENCY, true);
         for (run, entries) in [(&small_run, small), (&large_run, large)] {
             println!(
                 "| {backend} | {entries} | {:.0} | {:.0} MiB | {} | {} | {:.0}% | {} | {} |",
@@ -104,6 +117,31 @@ fn main() {
             );
         }
     }
+    // How the default concurrency was chosen: the same load at each level.
+    println!();
+    println!("Concurrency sweep, {small} entries, keys/s (the best level in bold):");
+    println!();
+    let header: Vec<String> = SWEEP.iter().map(|c| format!("{c} in flight")).collect();
+    println!("| backend | {} |", header.join(" | "));
+    println!("|---|{}", "---:|".repeat(SWEEP.len()));
+    for (backend, url) in &targets {
+        let rates: Vec<f64> = SWEEP
+            .iter()
+            .map(|c| run_child(backend, small, url, *c, false).keys_per_sec)
+            .collect();
+        let best = rates.iter().copied().fold(0.0, f64::max);
+        let cells: Vec<String> = rates
+            .iter()
+            .map(|r| {
+                if *r == best {
+                    format!("**{r:.0}**")
+                } else {
+                    format!("{r:.0} ({:.0}%)", r / best * 100.0)
+                }
+            })
+            .collect();
+        println!("| {backend} | {} |", cells.join(" | "));
+    }
 }
 
 fn server_url(kind: kv_testkit::Kind) -> String {
@@ -118,10 +156,23 @@ struct ChildRun {
     singles_per_sec: Option<f64>,
 }
 
-fn run_child(backend: &str, entries: usize, url: &str) -> ChildRun {
+fn run_child(
+    backend: &str,
+    entries: usize,
+    url: &str,
+    concurrency: usize,
+    singles: bool,
+) -> ChildRun {
     let exe = std::env::current_exe().unwrap();
     let out = Command::new(exe)
-        .args(["--child", backend, &entries.to_string(), url])
+        .args([
+            "--child",
+            backend,
+            &entries.to_string(),
+            url,
+            &concurrency.to_string(),
+            if singles { "singles" } else { "bulk-only" },
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -142,7 +193,7 @@ fn run_child(backend: &str, entries: usize, url: &str) -> ChildRun {
     }
 }
 
-async fn child(backend: &str, entries: usize, url: &str) {
+async fn child(backend: &str, entries: usize, url: &str, concurrency: usize, singles: bool) {
     let store: Arc<dyn KvStore> = kv::connect_store(url).await.unwrap();
     let run = format!("bench-bulk/{}/", std::process::id());
     let value = bytes::Bytes::from(vec![b'x'; VALUE_BYTES]);
@@ -153,7 +204,7 @@ async fn child(backend: &str, entries: usize, url: &str) {
     let input =
         (0..entries).map(|i| Entry::new(Key::new(format!("{run}{i:08}")).unwrap(), value.clone()));
     let report = BulkWriter::new(store.clone())
-        .concurrency(CONCURRENCY)
+        .concurrency(concurrency)
         .write_iter(input)
         .await;
     let elapsed = started.elapsed();
@@ -168,8 +219,27 @@ async fn child(backend: &str, entries: usize, url: &str) {
     let peak = peak_rss_kib();
 
     // A loop of single sets, CONCURRENCY tasks, for a bounded time.
-    let singles_per_sec = Some(single_sets(&store, &run, &value).await);
-    let _cleared = kv::KvStoreExt::clear(&*store, &run).await.unwrap();
+    let (singles_per_sec, singles) = if singles {
+        let (rate, counts) = single_sets(&store, &run, &value).await;
+        (Some(rate), counts)
+    } else {
+        (None, Vec::new())
+    };
+    // Clean up by point deletes of the keys written (a listing of the whole
+    // run is O(collection) per page on the MongoDB test server).
+    let loaded = (0..entries).map(|i| format!("{run}{i:08}"));
+    let single_keys = singles
+        .iter()
+        .enumerate()
+        .flat_map(|(t, n)| (0..*n).map(move |n| format!("{run}single/{t}/{n:08}")));
+    let deletes = loaded
+        .chain(single_keys)
+        .map(|k| kv::WriteOp::delete(Key::new(k).unwrap()));
+    let cleanup = BulkWriter::new(store.clone())
+        .concurrency(concurrency)
+        .write_iter(deletes)
+        .await;
+    assert!(cleanup.is_complete(), "{:?}", cleanup.failed.first());
     let show = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
     println!(
         "RESULT {keys_per_sec:.1} {peak} {} {client_cpu:.1} {}",
@@ -178,8 +248,13 @@ async fn child(backend: &str, entries: usize, url: &str) {
     );
 }
 
-/// Keys per second of `set` calls from CONCURRENCY tasks for about 3 s.
-async fn single_sets(store: &Arc<dyn KvStore>, run: &str, value: &bytes::Bytes) -> f64 {
+/// Keys per second of `set` calls from CONCURRENCY tasks for about 3 s,
+/// and how many keys each task wrote.
+async fn single_sets(
+    store: &Arc<dyn KvStore>,
+    run: &str,
+    value: &bytes::Bytes,
+) -> (f64, Vec<u64>) {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for t in 0..CONCURRENCY {
@@ -197,11 +272,12 @@ async fn single_sets(store: &Arc<dyn KvStore>, run: &str, value: &bytes::Bytes) 
             n
         }));
     }
-    let mut total = 0;
+    let mut counts = Vec::new();
     for task in tasks {
-        total += task.await.unwrap();
+        counts.push(task.await.unwrap());
     }
-    total as f64 / started.elapsed().as_secs_f64()
+    let total: u64 = counts.iter().sum();
+    (total as f64 / started.elapsed().as_secs_f64(), counts)
 }
 
 /// The local server process serving `url`: the one whose command line
