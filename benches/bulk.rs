@@ -228,13 +228,14 @@ async fn child(backend: &str, entries: usize, url: &str, concurrency: usize, sin
     // Clean up by point deletes of the keys written (a listing of the whole
     // run is O(collection) per page on the MongoDB test server).
     let loaded = (0..entries).map(|i| format!("{run}{i:08}"));
+    let run_ref = run.as_str();
     let single_keys = singles
         .iter()
         .enumerate()
-        .flat_map(|(t, n)| (0..*n).map(move |n| format!("{run}single/{t}/{n:08}")));
+        .flat_map(|(t, n)| (0..*n).map(move |n| format!("{run_ref}single/{t}/{n:08}")));
     let deletes = loaded
         .chain(single_keys)
-        .map(|k| kv::WriteOp::delete(Key::new(k).unwrap()));
+        .map(|k| kv::WriteOp::Delete(Key::new(k).unwrap()));
     let cleanup = BulkWriter::new(store.clone())
         .concurrency(concurrency)
         .write_iter(deletes)
@@ -250,11 +251,7 @@ async fn child(backend: &str, entries: usize, url: &str, concurrency: usize, sin
 
 /// Keys per second of `set` calls from CONCURRENCY tasks for about 3 s,
 /// and how many keys each task wrote.
-async fn single_sets(
-    store: &Arc<dyn KvStore>,
-    run: &str,
-    value: &bytes::Bytes,
-) -> (f64, Vec<u64>) {
+async fn single_sets(store: &Arc<dyn KvStore>, run: &str, value: &bytes::Bytes) -> (f64, Vec<u64>) {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for t in 0..CONCURRENCY {

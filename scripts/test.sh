@@ -8,7 +8,7 @@
 # 3. runs every test of the workspace with all features: kv-testkit starts Redis,
 #    PostgreSQL, etcd and a MongoDB-compatible server itself on free loopback ports
 #    (or uses KV_TEST_*_URL, or Docker when a daemon answers);
-# 4. runs the quickstart example.
+# 4. runs the quickstart and layers examples.
 #
 # CARGO_TARGET_DIR defaults to ~/.cache/kv/target, outside the clone, so a
 # second run on the same machine is incremental.
@@ -88,3 +88,6 @@ cargo test --workspace --all-features
 
 step "quickstart example"
 cargo run --quiet --example quickstart
+
+step "layers example (tracing spans, Prometheus metrics)"
+cargo run --quiet --all-features --example layers >/dev/null

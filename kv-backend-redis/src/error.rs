@@ -8,7 +8,8 @@ pub(crate) const BACKEND: &str = "redis";
 /// Maps a driver error. Connection refused, reset or dropped is
 /// `Unavailable` (temporary); timeouts are `Timeout`; authentication and ACL
 /// refusals are `PermissionDenied`; a server that is loading, a read-only
-/// replica or `TRYAGAIN` are temporary `Unavailable`. The driver's messages
+/// replica or `TRYAGAIN` are temporary `Unavailable`; a refused connection
+/// is also marked [`request_unsent`](Error::request_unsent). The driver's messages
 /// carry no credentials (redis-rs never echoes the URL or AUTH arguments).
 pub(crate) fn map_redis_error(op: Operation, err: RedisError) -> Error {
     let kind = if err.is_timeout() {
@@ -34,7 +35,15 @@ pub(crate) fn map_redis_error(op: Operation, err: RedisError) -> Error {
         Some("NOAUTH" | "WRONGPASS" | "NOPERM") => ErrorKind::PermissionDenied,
         _ => kind,
     };
-    Error::new(kind, BACKEND, op).with_source(err)
+    // A refused connection carried no request: safe to repeat, even a CAS.
+    let unsent = err.is_connection_refusal();
+    let error = Error::new(kind, BACKEND, op);
+    let error = if unsent {
+        error.with_request_unsent()
+    } else {
+        error
+    };
+    error.with_source(err)
 }
 
 /// A configuration error that never echoes the URL.

@@ -1,7 +1,7 @@
 //! The whole conformance suite against a live Redis from kv-testkit: once
 //! without a key prefix and with the index purge off (so listing proves its
 //! own filtering of expired keys), once with a glob-character prefix and the
-//! purge running every 500 ms underneath.
+//! purge running every 500 ms underneath; and wrapped in every layer.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,4 +31,26 @@ mod prefixed {
         "app*[1]?:",
         Some(std::time::Duration::from_millis(500))
     ));
+}
+
+/// Every layer at once, in the documented order, is invisible to the
+/// contract on a real server too.
+mod layered {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use kv_core::{
+        ConcurrencyLimitLayer, KvStore, Layer, MetricsLayer, RetryLayer, TimeoutLayer, TracingLayer,
+    };
+
+    async fn store() -> Option<Arc<dyn KvStore>> {
+        let store = super::store("layered:", None).await?;
+        let store = ConcurrencyLimitLayer::new(16).layer(store);
+        let store = TimeoutLayer::new(Duration::from_secs(30)).layer(store);
+        let store = RetryLayer::new().layer(store);
+        let store = MetricsLayer::new().layer(store);
+        Some(TracingLayer::new().layer(store))
+    }
+
+    kv_conformance::suite!(store);
 }

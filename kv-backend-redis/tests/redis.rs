@@ -400,3 +400,60 @@ async fn a_small_index_is_a_skiplist_and_its_extra_member_is_never_listed() {
     );
     store.clear("").await.unwrap();
 }
+
+/// A server that stops answering (`CLIENT PAUSE`) makes a call under a
+/// `TimeoutLayer` fail with `Timeout` at about its deadline, and the store
+/// works again once the server does. A private server: the pause would
+/// stall every other test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_server_ends_in_timeout_at_the_deadline() {
+    use kv_core::{Layer, TimeoutLayer};
+
+    let Some(server) = kv_testkit::private(kv_testkit::Kind::Redis).await else {
+        return;
+    };
+    let store = RedisStore::builder()
+        .url(server.url())
+        .purge_interval(None)
+        .connect()
+        .await
+        .unwrap();
+    let mut raw = store.connection();
+    let deadline = Duration::from_millis(300);
+    let store = TimeoutLayer::new(deadline).layer(store.into_dyn());
+    let key = Key::new("paused").unwrap();
+    store
+        .set(&key, Bytes::from_static(b"before"), SetOptions::default())
+        .await
+        .unwrap();
+
+    let () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(3000)
+        .arg("ALL")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = store.get(&key).await.unwrap_err();
+    let waited = started.elapsed();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert!(err.is_temporary());
+    assert!(
+        waited >= deadline,
+        "answered before the deadline: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(2),
+        "far past the deadline: {waited:?}"
+    );
+    println!("paused server: Timeout after {waited:?} (deadline {deadline:?})");
+
+    let () = redis::cmd("CLIENT")
+        .arg("UNPAUSE")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let value = store.get(&key).await.unwrap();
+    assert_eq!(value, Some(Bytes::from_static(b"before")));
+}

@@ -79,6 +79,26 @@ impl<C: Codec> Kv<C> {
         }
     }
 
+    /// The same client over its store wrapped in `layer`; the layer added
+    /// last sees each call first. See [`Layer`](crate::Layer) for the order
+    /// that works.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kv_core::{Kv, MemoryStore, RetryLayer, TimeoutLayer};
+    ///
+    /// let kv = Kv::new(MemoryStore::new().into_dyn())
+    ///     .layer(TimeoutLayer::new(Duration::from_secs(1)))
+    ///     .layer(RetryLayer::new());
+    /// assert_eq!(kv.store().backend(), "memory");
+    /// ```
+    pub fn layer(self, layer: impl crate::Layer) -> Self {
+        Self {
+            store: layer.layer(self.store),
+            codec: self.codec,
+        }
+    }
+
     /// The raw store, for byte-level access.
     pub fn store(&self) -> &Arc<dyn KvStore> {
         &self.store

@@ -66,6 +66,31 @@ impl ErrorKind {
         }
     }
 
+    /// The kind as a `snake_case` identifier (`"timeout"`, `"invalid_key"`),
+    /// stable for metric labels and the `error.type` tracing field.
+    ///
+    /// ```
+    /// use kv_core::ErrorKind;
+    ///
+    /// assert_eq!(ErrorKind::PermissionDenied.code(), "permission_denied");
+    /// ```
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidKey => "invalid_key",
+            ErrorKind::InvalidArgument => "invalid_argument",
+            ErrorKind::ValueTooLarge => "value_too_large",
+            ErrorKind::BatchTooLarge => "batch_too_large",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::Encode => "encode",
+            ErrorKind::Decode => "decode",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::PermissionDenied => "permission_denied",
+            ErrorKind::Config => "config",
+            ErrorKind::Backend => "backend",
+        }
+    }
+
     /// Whether errors of this kind are worth retrying by default.
     pub fn is_temporary(self) -> bool {
         matches!(self, ErrorKind::Timeout | ErrorKind::Unavailable)
@@ -188,6 +213,7 @@ pub struct Error {
     key: Option<String>,
     message: Option<String>,
     temporary: Option<bool>,
+    unsent: bool,
     source: Option<BoxError>,
 }
 
@@ -201,6 +227,7 @@ impl Error {
             key: None,
             message: None,
             temporary: None,
+            unsent: false,
             source: None,
         }
     }
@@ -227,6 +254,15 @@ impl Error {
     /// [`ErrorKind::is_temporary`]).
     pub fn with_temporary(mut self, temporary: bool) -> Self {
         self.temporary = Some(temporary);
+        self
+    }
+
+    /// Marks that the request never left the client (the connection was
+    /// refused, the pool had no connection): nothing can have been applied,
+    /// so even a non-idempotent call such as `compare_and_swap` may be
+    /// repeated. Without this mark an error says nothing either way.
+    pub fn with_request_unsent(mut self) -> Self {
+        self.unsent = true;
         self
     }
 
@@ -269,6 +305,14 @@ impl Error {
     pub fn is_temporary(&self) -> bool {
         self.temporary.unwrap_or_else(|| self.kind.is_temporary())
     }
+
+    /// Whether the request is known never to have reached the server (see
+    /// [`with_request_unsent`](Self::with_request_unsent)); `false` means it
+    /// may have. The retry layer repeats a failed `compare_and_swap` only
+    /// when this is `true`.
+    pub fn request_unsent(&self) -> bool {
+        self.unsent
+    }
 }
 
 impl fmt::Display for Error {
@@ -300,6 +344,9 @@ impl fmt::Debug for Error {
             d.field("message", message);
         }
         d.field("temporary", &self.is_temporary());
+        if self.unsent {
+            d.field("request_unsent", &true);
+        }
         if let Some(source) = &self.source {
             d.field("source", source);
         }

@@ -8,6 +8,8 @@
 //! - [`BulkWriter`] and [`copy`]: loading any number of entries through
 //!   native batches in bounded memory, and moving a prefix between stores
 //!   with its TTLs.
+//! - [`Layer`]s: retry, timeout, concurrency limit, tracing (feature
+//!   `tracing`) and metrics (feature `metrics`) around any store.
 //! - [`Kv`]: the typed client applications use, with [`Codec`]s
 //!   ([`Json`], [`MessagePack`] behind the `msgpack` feature, [`Raw`]) and
 //!   namespaces.
@@ -33,6 +35,7 @@
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 #![warn(missing_debug_implementations, unreachable_pub)]
 
+mod backoff;
 mod batch;
 mod bulk;
 mod capabilities;
@@ -42,6 +45,7 @@ mod error;
 mod export;
 mod ext;
 mod key;
+mod layer;
 mod memory;
 mod options;
 mod prefix;
@@ -69,6 +73,14 @@ pub use error::{BoxError, Error, ErrorKind, Operation, Result};
 pub use export::{DEFAULT_READ_AHEAD, ExportOptions};
 pub use ext::KvStoreExt;
 pub use key::{Key, MAX_KEY_BYTES, prefix_successor, prefix_successor_str, validate_prefix};
+pub use layer::{
+    ConcurrencyLimitLayer, ConcurrencyLimitStore, Layer, RetryLayer, RetryStore, TimeoutLayer,
+    TimeoutStore,
+};
+#[cfg(feature = "metrics")]
+pub use layer::{MetricsLayer, MetricsStore};
+#[cfg(feature = "tracing")]
+pub use layer::{TracingLayer, TracingStore, db_system};
 pub use memory::{DEFAULT_MEMORY_MAX_VALUE_BYTES, MemoryStore, MemoryStoreBuilder};
 pub use options::{DEFAULT_LIST_LIMIT, ListOptions, MAX_TTL, Page, SetOptions};
 pub use prefix::PrefixStore;

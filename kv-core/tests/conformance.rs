@@ -51,3 +51,25 @@ mod prefixed {
         Arc::new(PrefixStore::new(root, "tenant-7:").expect("valid prefix")) as Arc<dyn KvStore>
     });
 }
+
+/// Every layer at once, in the documented order, is invisible to the
+/// contract.
+mod layered {
+    use std::time::Duration;
+
+    use kv_core::{ConcurrencyLimitLayer, Layer, RetryLayer, TimeoutLayer};
+
+    use super::*;
+
+    kv_conformance::suite!(|| async {
+        let store: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
+        let store = ConcurrencyLimitLayer::new(16).layer(store);
+        let store = TimeoutLayer::new(Duration::from_secs(30)).layer(store);
+        let store = RetryLayer::new().layer(store);
+        #[cfg(feature = "metrics")]
+        let store = kv_core::MetricsLayer::new().layer(store);
+        #[cfg(feature = "tracing")]
+        let store = kv_core::TracingLayer::new().with_keys(true).layer(store);
+        store
+    });
+}

@@ -7,7 +7,7 @@ mod report;
 use std::collections::{HashMap, HashSet};
 use std::pin::pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use futures::{Stream, StreamExt};
@@ -19,6 +19,7 @@ pub use copy::{
 };
 pub use report::{BulkReport, ChunkInFlight, FailedChunk, Progress};
 
+use crate::backoff;
 use crate::batch::{Entry, WriteOp};
 use crate::error::Result;
 use crate::key::Key;
@@ -342,10 +343,8 @@ impl Load<'_> {
                 let result = T::apply(store.clone(), chunk.clone()).await;
                 match result {
                     Err(e) if e.is_temporary() && attempts <= retries => {
-                        let ceiling = backoff
-                            .saturating_mul(1 << (attempts - 1).min(20))
-                            .min(max_backoff);
-                        tokio::time::sleep(jitter(ceiling, index, attempts)).await;
+                        let pause = backoff::delay(backoff, max_backoff, attempts, index);
+                        tokio::time::sleep(pause).await;
                     }
                     result => {
                         return Outcome {
@@ -413,33 +412,5 @@ impl Load<'_> {
             elapsed: self.started.elapsed(),
             finished,
         });
-    }
-}
-
-/// A random duration in `[0, ceiling]` ("full jitter"), from the clock and
-/// the chunk, without a random-number dependency.
-fn jitter(ceiling: Duration, index: u64, attempt: u32) -> Duration {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let mut x = u64::from(nanos) ^ index.rotate_left(17) ^ (u64::from(attempt) << 40) | 1;
-    // xorshift64
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    let ceiling_nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
-    Duration::from_nanos(x % ceiling_nanos.saturating_add(1))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jitter_stays_below_its_ceiling() {
-        for i in 0..1000 {
-            assert!(jitter(Duration::from_millis(7), i, 3) <= Duration::from_millis(7));
-        }
-        assert_eq!(jitter(Duration::ZERO, 1, 1), Duration::ZERO);
     }
 }
