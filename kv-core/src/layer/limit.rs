@@ -30,9 +30,7 @@ pub struct ConcurrencyLimitLayer {
 impl ConcurrencyLimitLayer {
     /// At most `limit` calls in flight (at least 1).
     pub fn new(limit: usize) -> Self {
-        Self {
-            limit: limit.clamp(1, Semaphore::MAX_PERMITS),
-        }
+        Self { limit }
     }
 }
 

@@ -69,7 +69,7 @@ impl Layer for MetricsLayer {
             if handles.len() <= index {
                 handles.resize_with(index + 1, || None);
             }
-            handles[index] = Some(Handles::new(backend, operation));
+            handles[index] = Some(Handles::new(backend, operation, "ok"));
         }
         Arc::new(MetricsStore { inner, handles })
     }
@@ -93,20 +93,21 @@ const OPERATIONS: [Operation; 12] = [
 
 /// The metrics of one operation's successful calls.
 struct Handles {
-    ok: Counter,
+    calls: Counter,
     duration: Histogram,
     batch_size: Option<Histogram>,
 }
 
 impl Handles {
-    fn new(backend: &'static str, operation: Operation) -> Self {
+    /// The metrics of `operation`'s calls ending in `outcome`.
+    fn new(backend: &'static str, operation: Operation, outcome: &'static str) -> Self {
         let name = operation.as_str();
         Self {
-            ok: counter!(
+            calls: counter!(
                 "kv_operations_total",
                 "backend" => backend,
                 "operation" => name,
-                "outcome" => "ok",
+                "outcome" => outcome,
             ),
             duration: histogram!(
                 "kv_operation_duration_seconds",
@@ -116,6 +117,14 @@ impl Handles {
             batch_size: operation
                 .is_batch()
                 .then(|| histogram!("kv_batch_size", "backend" => backend, "operation" => name)),
+        }
+    }
+
+    fn record(&self, seconds: f64, keys: usize) {
+        self.calls.increment(1);
+        self.duration.record(seconds);
+        if let Some(batch_size) = &self.batch_size {
+            batch_size.record(keys as f64);
         }
     }
 }
@@ -154,43 +163,16 @@ impl MetricsStore {
             .get(call.operation as usize)
             .and_then(Option::as_ref);
         match (&result, handles) {
-            (Ok(_), Some(handles)) => {
-                handles.ok.increment(1);
-                handles.duration.record(seconds);
-                if let Some(batch_size) = &handles.batch_size {
-                    batch_size.record(call.keys as f64);
-                }
+            (Ok(_), Some(handles)) => handles.record(seconds, call.keys),
+            // Errors (and any operation without handles): through the
+            // registry, labelled with the error's kind.
+            (result, _) => {
+                let outcome = result.as_ref().map_or_else(|e| e.kind().code(), |_| "ok");
+                Handles::new(self.inner.backend(), call.operation, outcome)
+                    .record(seconds, call.keys);
             }
-            _ => self.record_slowly(&call, &result, seconds),
         }
         result
-    }
-
-    /// Errors (and any operation without handles): through the registry.
-    fn record_slowly<T>(&self, call: &Call<'_>, result: &Result<T>, seconds: f64) {
-        let backend = self.inner.backend();
-        let operation = call.operation.as_str();
-        let outcome = match result {
-            Ok(_) => "ok",
-            Err(error) => error.kind().code(),
-        };
-        counter!(
-            "kv_operations_total",
-            "backend" => backend,
-            "operation" => operation,
-            "outcome" => outcome,
-        )
-        .increment(1);
-        histogram!(
-            "kv_operation_duration_seconds",
-            "backend" => backend,
-            "operation" => operation,
-        )
-        .record(seconds);
-        if call.operation.is_batch() {
-            histogram!("kv_batch_size", "backend" => backend, "operation" => operation)
-                .record(call.keys as f64);
-        }
     }
 }
 
