@@ -457,3 +457,22 @@ async fn a_paused_server_ends_in_timeout_at_the_deadline() {
     let value = store.get(&key).await.unwrap();
     assert_eq!(value, Some(Bytes::from_static(b"before")));
 }
+
+/// A refused connection carried no request: the error says so, which is
+/// what lets the retry layer repeat even a compare-and-swap.
+#[tokio::test]
+async fn a_refused_connection_is_marked_unsent() {
+    // A port nothing listens on: bind one, note it, close it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = RedisStore::builder()
+        .url(format!("redis://127.0.0.1:{port}"))
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.request_unsent(), "{err:?}");
+}
