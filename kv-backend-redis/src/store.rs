@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use kv_core::{
-    Capabilities, Entry, Key, KvStore, ListOptions, MAX_KEY_BYTES, Operation, Page, PeriodicTask,
-    Result, SetOptions, Validator, WriteOp, redact_url,
+    Capabilities, CheckedEntry, CheckedOp, Entry, Key, KvStore, ListOptions, MAX_KEY_BYTES,
+    Operation, Page, PeriodicTask, Result, SetOptions, Validator, WriteOp, redact_url,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, FromRedisValue, ParsingError, Pipeline, RedisError, RedisResult};
@@ -263,10 +263,55 @@ impl RedisStore {
         result
     }
 
+    /// The MULTI/EXEC of a validated `batch_set`; `None` for an empty one.
+    fn sets_pipeline(&self, entries: &[Entry]) -> Result<Option<Pipeline>> {
+        let entries = self.validator.entries_borrowed(entries)?;
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        self.push_sets(&mut pipe, &entries);
+        Ok(Some(pipe))
+    }
+
+    /// The MULTI/EXEC of a validated `write_batch`: the puts, then the
+    /// deletes (each key appears once, so the order between them does not
+    /// matter); `None` for an empty batch.
+    fn writes_pipeline(&self, ops: &[WriteOp]) -> Result<Option<Pipeline>> {
+        let ops = self.validator.write_ops_borrowed(ops)?;
+        if ops.is_empty() {
+            return Ok(None);
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let puts: Vec<CheckedEntry<'_>> = ops
+            .iter()
+            .filter_map(|op| match op {
+                CheckedOp::Put(entry) => Some(*entry),
+                CheckedOp::Delete(_) => None,
+            })
+            .collect();
+        if !puts.is_empty() {
+            self.push_sets(&mut pipe, &puts);
+        }
+        let deletes: Vec<&Key> = ops
+            .iter()
+            .filter_map(|op| match op {
+                CheckedOp::Delete(key) => Some(*key),
+                CheckedOp::Put(_) => None,
+            })
+            .collect();
+        if !deletes.is_empty() {
+            self.push_deletes(&mut pipe, &deletes, false);
+        }
+        Ok(Some(pipe))
+    }
+
     /// Adds the writes of `entries`: one MSET for those without TTL (SET for
     /// a single one), SET PX for each with a TTL, one ZADD of all keys to the
     /// index and, when some have a TTL, one ZADD to the expiry schedule.
-    fn push_sets(&self, pipe: &mut Pipeline, entries: &[&Entry]) {
+    fn push_sets(&self, pipe: &mut Pipeline, entries: &[CheckedEntry<'_>]) {
         let prefix = self.layout.prefix.len();
         let (mut plain, mut plain_bytes) = (0, 0);
         for entry in entries.iter().filter(|e| e.ttl.is_none()) {
@@ -277,14 +322,14 @@ impl RedisStore {
             let name = if plain == 1 { "SET" } else { "MSET" };
             let mut set = sized_cmd(name, 2 * plain, plain_bytes);
             for entry in entries.iter().filter(|e| e.ttl.is_none()) {
-                set.arg(self.key(&entry.key)).arg(&entry.value[..]);
+                set.arg(self.key(entry.key)).arg(&entry.value[..]);
             }
             pipe.add_command(set).ignore();
         }
         for entry in entries {
             if let Some(ttl) = entry.ttl {
                 pipe.cmd("SET")
-                    .arg(self.key(&entry.key))
+                    .arg(self.key(entry.key))
                     .arg(&entry.value[..])
                     .arg("PX")
                     .arg(millis(ttl))
@@ -408,14 +453,14 @@ impl KvStore for RedisStore {
 
     async fn set(&self, key: &Key, value: Bytes, options: SetOptions) -> Result<()> {
         let ttl = self.validator.set(key, &value, options)?;
-        let entry = Entry {
-            key: key.clone(),
-            value,
+        let entry = CheckedEntry {
+            key,
+            value: &value,
             ttl,
         };
         let mut pipe = redis::pipe();
         pipe.atomic();
-        self.push_sets(&mut pipe, &[&entry]);
+        self.push_sets(&mut pipe, &[entry]);
         self.exec(Operation::Set, &pipe).await
     }
 
@@ -523,14 +568,17 @@ impl KvStore for RedisStore {
     }
 
     async fn batch_set(&self, entries: Vec<Entry>) -> Result<()> {
-        let entries = self.validator.entries(entries)?;
-        if entries.is_empty() {
+        let Some(pipe) = self.sets_pipeline(&entries)? else {
             return Ok(());
-        }
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        self.push_sets(&mut pipe, &entries.iter().collect::<Vec<_>>());
+        };
         self.exec_freeing(Operation::BatchSet, &pipe, entries).await
+    }
+
+    async fn batch_set_borrowed(&self, entries: &[Entry]) -> Result<()> {
+        let Some(pipe) = self.sets_pipeline(entries)? else {
+            return Ok(());
+        };
+        self.exec(Operation::BatchSet, &pipe).await
     }
 
     async fn batch_delete(&self, keys: &[Key]) -> Result<u64> {
@@ -549,34 +597,17 @@ impl KvStore for RedisStore {
     }
 
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<()> {
-        let ops = self.validator.write_ops(ops)?;
-        if ops.is_empty() {
+        let Some(pipe) = self.writes_pipeline(&ops)? else {
             return Ok(());
-        }
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        let puts: Vec<&Entry> = ops
-            .iter()
-            .filter_map(|op| match op {
-                WriteOp::Put(entry) => Some(entry),
-                WriteOp::Delete(_) => None,
-            })
-            .collect();
-        if !puts.is_empty() {
-            self.push_sets(&mut pipe, &puts);
-        }
-        let deletes: Vec<&Key> = ops
-            .iter()
-            .filter_map(|op| match op {
-                WriteOp::Delete(key) => Some(key),
-                WriteOp::Put(_) => None,
-            })
-            .collect();
-        if !deletes.is_empty() {
-            self.push_deletes(&mut pipe, &deletes, false);
-        }
-        drop((puts, deletes));
+        };
         self.exec_freeing(Operation::WriteBatch, &pipe, ops).await
+    }
+
+    async fn write_batch_borrowed(&self, ops: &[WriteOp]) -> Result<()> {
+        let Some(pipe) = self.writes_pipeline(ops)? else {
+            return Ok(());
+        };
+        self.exec(Operation::WriteBatch, &pipe).await
     }
 
     async fn compare_and_swap(

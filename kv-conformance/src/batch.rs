@@ -1,5 +1,7 @@
 //! Batches: alignment, empty input, duplicates, validation first, limits.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use kv_core::{Entry, ErrorKind, KvStore, WriteOp};
 
@@ -114,6 +116,105 @@ pub async fn batch_set_with_one_oversize_value_writes_nothing(store: &dyn KvStor
     assert_eq!(s.names(&list_all(store, s.prefix(), 10).await), ["keep"]);
     assert_eq!(get(store, &s.key("keep")).await, Some(b("old")));
     s.cleanup(store).await;
+}
+
+/// `batch_set_borrowed` keeps `batch_set`'s contract (the last entry for a
+/// key wins, each entry its own TTL) and leaves the caller's entries as
+/// they were, so the same batch can be sent again.
+pub async fn batch_set_borrowed_writes_like_batch_set(store: &dyn KvStore) {
+    let s = Space::new("bs-lent");
+    put(store, &s.key("old"), "before").await;
+    let mut batch = entries(&s, &[("a", "1"), ("old", "after"), ("a", "2")]);
+    let ttl = store.capabilities().ttl;
+    if ttl {
+        batch.push(Entry::new(s.key("t"), b("short-lived")).with_ttl(Duration::from_secs(60)));
+    }
+    let sent = batch.clone();
+    store.batch_set_borrowed(&batch).await.unwrap();
+    assert_eq!(batch, sent, "the caller's entries are untouched");
+    assert_eq!(get(store, &s.key("a")).await, Some(b("2")));
+    assert_eq!(get(store, &s.key("old")).await, Some(b("after")));
+    if ttl {
+        let got = store.batch_get_with_ttl(&[s.key("t")]).await.unwrap();
+        let left = got[0].as_ref().and_then(|e| e.ttl).expect("a TTL");
+        assert!(left <= Duration::from_secs(60) && left > Duration::from_secs(50));
+    }
+    // Sent again (what a retry does): the same state.
+    store.batch_set_borrowed(&batch).await.unwrap();
+    assert_eq!(get(store, &s.key("a")).await, Some(b("2")));
+    s.cleanup(store).await;
+}
+
+/// One invalid entry fails a whole `batch_set_borrowed` before any write.
+pub async fn batch_set_borrowed_with_one_invalid_entry_writes_nothing(store: &dyn KvStore) {
+    let s = Space::new("bs-lent-bad");
+    put(store, &s.key("keep"), "old").await;
+    let mut batch = entries(&s, &[("a", "1"), ("keep", "new")]);
+    let (bad, kind) = invalid_entry(store, &s);
+    batch.push(bad);
+    assert_kind(store.batch_set_borrowed(&batch).await, kind);
+    assert_eq!(s.names(&list_all(store, s.prefix(), 10).await), ["keep"]);
+    assert_eq!(get(store, &s.key("keep")).await, Some(b("old")));
+    s.cleanup(store).await;
+}
+
+/// `write_batch_borrowed` applies its operations as if in order (the last
+/// one on a key wins) and leaves the caller's operations as they were.
+pub async fn write_batch_borrowed_applies_in_order(store: &dyn KvStore) {
+    let s = Space::new("wb-lent");
+    put(store, &s.key("gone"), "1").await;
+    put(store, &s.key("back"), "1").await;
+    let ops = vec![
+        WriteOp::Put(Entry::new(s.key("a"), b("1"))),
+        WriteOp::Delete(s.key("gone")),
+        WriteOp::Delete(s.key("back")),
+        WriteOp::Put(Entry::new(s.key("back"), b("2"))),
+        WriteOp::Put(Entry::new(s.key("tmp"), b("x"))),
+        WriteOp::Delete(s.key("tmp")),
+        WriteOp::Put(Entry::new(s.key("a"), b("3"))),
+    ];
+    let sent = ops.clone();
+    store.write_batch_borrowed(&ops).await.unwrap();
+    assert_eq!(ops, sent, "the caller's operations are untouched");
+    assert_eq!(
+        s.names(&list_all(store, s.prefix(), 10).await),
+        ["a", "back"]
+    );
+    assert_eq!(get(store, &s.key("a")).await, Some(b("3")));
+    assert_eq!(get(store, &s.key("back")).await, Some(b("2")));
+    s.cleanup(store).await;
+}
+
+/// One invalid put fails a whole `write_batch_borrowed`: nothing written,
+/// nothing deleted.
+pub async fn write_batch_borrowed_with_one_invalid_op_changes_nothing(store: &dyn KvStore) {
+    let s = Space::new("wb-lent-bad");
+    put(store, &s.key("keep"), "old").await;
+    let (bad, kind) = invalid_entry(store, &s);
+    let ops = vec![
+        WriteOp::Delete(s.key("keep")),
+        WriteOp::Put(Entry::new(s.key("a"), b("1"))),
+        WriteOp::Put(bad),
+    ];
+    assert_kind(store.write_batch_borrowed(&ops).await, kind);
+    assert_eq!(s.names(&list_all(store, s.prefix(), 10).await), ["keep"]);
+    assert_eq!(get(store, &s.key("keep")).await, Some(b("old")));
+    s.cleanup(store).await;
+}
+
+/// An entry every backend refuses before any I/O, and the error kind it
+/// gets: a zero TTL where TTLs exist (`InvalidArgument`), else any TTL
+/// (`Unsupported`).
+fn invalid_entry(store: &dyn KvStore, s: &Space) -> (Entry, ErrorKind) {
+    let entry = Entry::new(s.key("bad"), b("v"));
+    if store.capabilities().ttl {
+        (entry.with_ttl(Duration::ZERO), ErrorKind::InvalidArgument)
+    } else {
+        (
+            entry.with_ttl(Duration::from_secs(1)),
+            ErrorKind::Unsupported,
+        )
+    }
 }
 
 /// `batch_delete` counts only keys that were live, each once.
@@ -247,7 +348,15 @@ pub async fn batches_over_max_ops_fail_whole(store: &dyn KvStore) {
         store.batch_set(over.clone()).await,
         ErrorKind::BatchTooLarge,
     );
+    assert_kind(
+        store.batch_set_borrowed(&over).await,
+        ErrorKind::BatchTooLarge,
+    );
     let ops: Vec<WriteOp> = over.iter().cloned().map(WriteOp::Put).collect();
+    assert_kind(
+        store.write_batch_borrowed(&ops).await,
+        ErrorKind::BatchTooLarge,
+    );
     assert_kind(store.write_batch(ops).await, ErrorKind::BatchTooLarge);
     assert!(list_all(store, s.prefix(), 100).await.is_empty());
 

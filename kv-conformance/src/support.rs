@@ -281,6 +281,11 @@ impl KvStore for Probe {
         self.inner.batch_set(entries).await
     }
 
+    async fn batch_set_borrowed(&self, entries: &[Entry]) -> Result<()> {
+        self.hit();
+        self.inner.batch_set_borrowed(entries).await
+    }
+
     async fn batch_delete(&self, keys: &[Key]) -> Result<u64> {
         self.hit();
         self.inner.batch_delete(keys).await
@@ -289,6 +294,11 @@ impl KvStore for Probe {
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<()> {
         self.hit();
         self.inner.write_batch(ops).await
+    }
+
+    async fn write_batch_borrowed(&self, ops: &[WriteOp]) -> Result<()> {
+        self.hit();
+        self.inner.write_batch_borrowed(ops).await
     }
 
     async fn compare_and_swap(

@@ -87,4 +87,4 @@ pub use prefix::PrefixStore;
 pub use store::{Health, KvStore};
 pub use support::{PeriodicTask, redact_url};
 pub use typed_batch::Batch;
-pub use validate::{ListRange, Validator};
+pub use validate::{CheckedEntry, CheckedOp, ListRange, Validator};

@@ -190,6 +190,14 @@ impl KvStore for PrefixStore {
         self.inner.batch_set(entries).await
     }
 
+    async fn batch_set_borrowed(&self, entries: &[Entry]) -> Result<()> {
+        let entries = entries
+            .iter()
+            .map(|e| self.full_entry(Operation::BatchSet, e.clone()))
+            .collect::<Result<_>>()?;
+        self.inner.batch_set(entries).await
+    }
+
     async fn batch_delete(&self, keys: &[Key]) -> Result<u64> {
         self.inner
             .batch_delete(&self.full_keys(Operation::BatchDelete, keys)?)
@@ -203,6 +211,18 @@ impl KvStore for PrefixStore {
             .map(|o| match o {
                 WriteOp::Put(entry) => self.full_entry(op, entry).map(WriteOp::Put),
                 WriteOp::Delete(key) => self.full(op, &key).map(WriteOp::Delete),
+            })
+            .collect::<Result<_>>()?;
+        self.inner.write_batch(ops).await
+    }
+
+    async fn write_batch_borrowed(&self, ops: &[WriteOp]) -> Result<()> {
+        let op = Operation::WriteBatch;
+        let ops = ops
+            .iter()
+            .map(|o| match o {
+                WriteOp::Put(entry) => self.full_entry(op, entry.clone()).map(WriteOp::Put),
+                WriteOp::Delete(key) => self.full(op, key).map(WriteOp::Delete),
             })
             .collect::<Result<_>>()?;
         self.inner.write_batch(ops).await

@@ -149,6 +149,20 @@ pub trait KvStore: Debug + Send + Sync + 'static {
     /// - All or nothing when `atomic_batch`.
     async fn batch_set(&self, entries: Vec<Entry>) -> Result<()>;
 
+    /// [`batch_set`](KvStore::batch_set) for a caller that keeps its
+    /// entries, because it may send them again: the retry layer and the
+    /// bulk writer call this for every attempt instead of copying the batch.
+    ///
+    /// # Behaviour
+    ///
+    /// - Exactly [`batch_set`](KvStore::batch_set)'s contract.
+    /// - The default copies the entries into `batch_set`; a backend that
+    ///   only reads a batch to build its request overrides it to skip the
+    ///   copy (Redis does), and a wrapper forwards it.
+    async fn batch_set_borrowed(&self, entries: &[Entry]) -> Result<()> {
+        self.batch_set(entries.to_vec()).await
+    }
+
     /// Removes many keys in one native operation.
     ///
     /// # Behaviour
@@ -163,6 +177,17 @@ pub trait KvStore: Debug + Send + Sync + 'static {
     /// - As if applied in order: the last operation on a key wins.
     /// - Validated whole first; all or nothing when `atomic_batch`.
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<()>;
+
+    /// [`write_batch`](KvStore::write_batch) for a caller that keeps its
+    /// operations, like [`batch_set_borrowed`](KvStore::batch_set_borrowed).
+    ///
+    /// # Behaviour
+    ///
+    /// - Exactly [`write_batch`](KvStore::write_batch)'s contract.
+    /// - The default copies the operations into `write_batch`.
+    async fn write_batch_borrowed(&self, ops: &[WriteOp]) -> Result<()> {
+        self.write_batch(ops.to_vec()).await
+    }
 
     /// Atomically replaces the value of `key` if it currently equals
     /// `expected`.

@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use crate::batch::{Entry, WriteOp};
 use crate::capabilities::Capabilities;
 use crate::error::{Error, ErrorKind, Operation, Result};
@@ -30,6 +32,38 @@ use crate::options::{DEFAULT_LIST_LIMIT, ListOptions, MAX_TTL, SetOptions};
 pub struct Validator {
     backend: &'static str,
     caps: Capabilities,
+}
+
+/// A validated entry of a borrowed batch ([`Validator::entries_borrowed`]):
+/// the caller's key and value, and the TTL rounded up to whole milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckedEntry<'a> {
+    /// The key.
+    pub key: &'a Key,
+    /// The raw value.
+    pub value: &'a Bytes,
+    /// The validated TTL; `None` keeps the key.
+    pub ttl: Option<Duration>,
+}
+
+/// A validated operation of a borrowed `write_batch`
+/// ([`Validator::write_ops_borrowed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckedOp<'a> {
+    /// Writes the entry.
+    Put(CheckedEntry<'a>),
+    /// Deletes the key.
+    Delete(&'a Key),
+}
+
+impl<'a> CheckedOp<'a> {
+    /// The key the operation touches.
+    pub fn key(&self) -> &'a Key {
+        match self {
+            CheckedOp::Put(entry) => entry.key,
+            CheckedOp::Delete(key) => key,
+        }
+    }
 }
 
 /// A validated `list` request: the key range and page size.
@@ -201,6 +235,55 @@ impl Validator {
         let distinct = last_per_key(ops, WriteOp::key);
         self.batch_size(Operation::WriteBatch, distinct.len())?;
         Ok(distinct)
+    }
+
+    /// Validates a borrowed `batch_set` exactly like [`Validator::entries`]
+    /// without taking or copying the entries: the result refers to them,
+    /// with each TTL rounded as [`Validator::ttl`] does. For backends that
+    /// only read a batch to build their request (see
+    /// [`KvStore::batch_set_borrowed`](crate::KvStore::batch_set_borrowed)).
+    ///
+    /// # Errors
+    ///
+    /// The first invalid entry's error, or [`ErrorKind::BatchTooLarge`].
+    pub fn entries_borrowed<'a>(&self, entries: &'a [Entry]) -> Result<Vec<CheckedEntry<'a>>> {
+        let checked = entries
+            .iter()
+            .map(|entry| self.checked(Operation::BatchSet, entry))
+            .collect::<Result<Vec<_>>>()?;
+        let distinct = last_per_key(checked, |e| e.key);
+        self.batch_size(Operation::BatchSet, distinct.len())?;
+        Ok(distinct)
+    }
+
+    /// Validates a borrowed `write_batch` exactly like
+    /// [`Validator::write_ops`], referring to the caller's operations.
+    ///
+    /// # Errors
+    ///
+    /// The first invalid operation's error, or [`ErrorKind::BatchTooLarge`].
+    pub fn write_ops_borrowed<'a>(&self, ops: &'a [WriteOp]) -> Result<Vec<CheckedOp<'a>>> {
+        let checked = ops
+            .iter()
+            .map(|op| match op {
+                WriteOp::Put(entry) => self
+                    .checked(Operation::WriteBatch, entry)
+                    .map(CheckedOp::Put),
+                WriteOp::Delete(key) => Ok(CheckedOp::Delete(key)),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let distinct = last_per_key(checked, |op| op.key());
+        self.batch_size(Operation::WriteBatch, distinct.len())?;
+        Ok(distinct)
+    }
+
+    fn checked<'a>(&self, op: Operation, entry: &'a Entry) -> Result<CheckedEntry<'a>> {
+        self.value(op, &entry.key, &entry.value)?;
+        Ok(CheckedEntry {
+            key: &entry.key,
+            value: &entry.value,
+            ttl: self.ttl(op, &entry.key, entry.ttl)?,
+        })
     }
 
     /// Checks that `keys` touch no more distinct keys than `max_batch_ops`,

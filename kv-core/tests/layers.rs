@@ -35,6 +35,8 @@ struct Flaky {
     stall: Duration,
     delay: Duration,
     calls: AtomicU32,
+    /// Batches that arrived lent (`*_borrowed`) rather than owned.
+    lent: AtomicU32,
     running: AtomicUsize,
     max_running: AtomicUsize,
 }
@@ -51,6 +53,7 @@ impl Flaky {
             stall: Duration::ZERO,
             delay: Duration::ZERO,
             calls: AtomicU32::new(0),
+            lent: AtomicU32::new(0),
             running: AtomicUsize::new(0),
             max_running: AtomicUsize::new(0),
         }
@@ -138,6 +141,16 @@ impl KvStore for Flaky {
     async fn batch_set(&self, entries: Vec<Entry>) -> Result<()> {
         self.run(Operation::BatchSet, self.inner.batch_set(entries))
             .await
+    }
+    async fn batch_set_borrowed(&self, entries: &[Entry]) -> Result<()> {
+        self.lent.fetch_add(1, Ordering::SeqCst);
+        let call = self.inner.batch_set_borrowed(entries);
+        self.run(Operation::BatchSet, call).await
+    }
+    async fn write_batch_borrowed(&self, ops: &[WriteOp]) -> Result<()> {
+        self.lent.fetch_add(1, Ordering::SeqCst);
+        let call = self.inner.write_batch_borrowed(ops);
+        self.run(Operation::WriteBatch, call).await
     }
     async fn batch_delete(&self, keys: &[Key]) -> Result<u64> {
         self.run(Operation::BatchDelete, self.inner.batch_delete(keys))
@@ -394,6 +407,40 @@ async fn layers_forward_backend_capabilities_and_results() {
     let err = store.batch_get(&too_many).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BatchTooLarge);
     assert_eq!(err.backend(), "memory");
+}
+
+/// The retry layer lends a batch to every attempt instead of copying it;
+/// the other layers pass an owned batch on as owned and a lent one as lent.
+#[tokio::test]
+async fn batches_reach_the_store_lent_through_the_retry_layer() {
+    let flaky = Arc::new(Flaky::new(2, ErrorKind::Unavailable));
+    let store = wrap(&flaky, quick_retry(5));
+    let store = TimeoutLayer::new(Duration::from_secs(5)).layer(store);
+    let entries = vec![Entry::new(key("a"), "1"), Entry::new(key("b"), "2")];
+    store.batch_set(entries.clone()).await.unwrap();
+    assert_eq!(
+        (flaky.calls(), flaky.lent.load(Ordering::SeqCst)),
+        (3, 3),
+        "two failures and a success, each attempt lent the caller's batch"
+    );
+    let ops = vec![
+        WriteOp::Delete(key("a")),
+        WriteOp::Put(Entry::new(key("c"), "3")),
+    ];
+    store.write_batch_borrowed(&ops).await.unwrap();
+    assert_eq!(flaky.lent.load(Ordering::SeqCst), 4);
+    let got = store
+        .batch_get(&[key("a"), key("b"), key("c")])
+        .await
+        .unwrap();
+    assert_eq!(got, [None, Some(Bytes::from("2")), Some(Bytes::from("3"))]);
+
+    // Without a retry layer an owned batch stays owned.
+    let flaky = Arc::new(Flaky::new(0, ErrorKind::Unavailable));
+    let store = wrap(&flaky, TimeoutLayer::new(Duration::from_secs(5)));
+    store.batch_set(entries).await.unwrap();
+    store.write_batch(ops).await.unwrap();
+    assert_eq!((flaky.calls(), flaky.lent.load(Ordering::SeqCst)), (2, 0));
 }
 
 #[tokio::test]

@@ -43,9 +43,10 @@ pub trait BulkItem: Clone + Send + Sync + 'static + sealed::Sealed {
     fn key(&self) -> &Key;
     /// Key and value bytes, for the report.
     fn bytes(&self) -> usize;
-    /// Writes one chunk as one native batch.
+    /// Writes one chunk as one native batch, lent to the store: a retry
+    /// sends the same chunk again without copying it.
     #[doc(hidden)]
-    fn apply(store: Arc<dyn KvStore>, chunk: Vec<Self>) -> BoxFuture<'static, Result<()>>;
+    fn apply<'a>(store: &'a dyn KvStore, chunk: &'a [Self]) -> BoxFuture<'a, Result<()>>;
 }
 
 mod sealed {
@@ -63,8 +64,8 @@ impl BulkItem for Entry {
         self.key.as_str().len() + self.value.len()
     }
 
-    fn apply(store: Arc<dyn KvStore>, chunk: Vec<Self>) -> BoxFuture<'static, Result<()>> {
-        Box::pin(async move { store.batch_set(chunk).await })
+    fn apply<'a>(store: &'a dyn KvStore, chunk: &'a [Self]) -> BoxFuture<'a, Result<()>> {
+        store.batch_set_borrowed(chunk)
     }
 }
 
@@ -80,8 +81,8 @@ impl BulkItem for WriteOp {
         }
     }
 
-    fn apply(store: Arc<dyn KvStore>, chunk: Vec<Self>) -> BoxFuture<'static, Result<()>> {
-        Box::pin(async move { store.write_batch(chunk).await })
+    fn apply<'a>(store: &'a dyn KvStore, chunk: &'a [Self]) -> BoxFuture<'a, Result<()>> {
+        store.write_batch_borrowed(chunk)
     }
 }
 
@@ -343,7 +344,7 @@ impl Load<'_> {
             let mut attempts = 0;
             loop {
                 attempts += 1;
-                let result = T::apply(store.clone(), chunk.clone()).await;
+                let result = T::apply(&*store, &chunk).await;
                 match result {
                     Err(e) if e.is_temporary() && attempts <= retries => {
                         let pause = backoff::delay(backoff, max_backoff, attempts, index);

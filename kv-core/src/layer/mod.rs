@@ -127,7 +127,8 @@ impl<'a> Call<'a> {
 ///
 /// - `once`: `around(Call, future)` runs the inner call's future once;
 /// - `retry`: `around(Call, closure)` may call the closure again; each call
-///   makes a new inner request (batch inputs are cloned for it).
+///   makes a new inner request (a batch is lent to the inner store's
+///   `*_borrowed` method, other inputs are cloned).
 ///
 /// Every method of the trait is forwarded, so no operation can skip the
 /// layer.
@@ -198,8 +199,12 @@ macro_rules! layered_store {
 
             async fn batch_set(&self, entries: Vec<$crate::Entry>) -> $crate::Result<()> {
                 let call = $crate::layer::Call::batch($crate::Operation::BatchSet, entries.len());
-                layered_store!(@run $mode, self, call,
-                    self.inner.batch_set(layered_store!(@arg $mode, entries)))
+                layered_store!(@owned $mode, self, call, entries, batch_set, batch_set_borrowed)
+            }
+
+            async fn batch_set_borrowed(&self, entries: &[$crate::Entry]) -> $crate::Result<()> {
+                let call = $crate::layer::Call::batch($crate::Operation::BatchSet, entries.len());
+                layered_store!(@run $mode, self, call, self.inner.batch_set_borrowed(entries))
             }
 
             async fn batch_delete(&self, keys: &[$crate::Key]) -> $crate::Result<u64> {
@@ -209,8 +214,12 @@ macro_rules! layered_store {
 
             async fn write_batch(&self, ops: Vec<$crate::WriteOp>) -> $crate::Result<()> {
                 let call = $crate::layer::Call::batch($crate::Operation::WriteBatch, ops.len());
-                layered_store!(@run $mode, self, call,
-                    self.inner.write_batch(layered_store!(@arg $mode, ops)))
+                layered_store!(@owned $mode, self, call, ops, write_batch, write_batch_borrowed)
+            }
+
+            async fn write_batch_borrowed(&self, ops: &[$crate::WriteOp]) -> $crate::Result<()> {
+                let call = $crate::layer::Call::batch($crate::Operation::WriteBatch, ops.len());
+                layered_store!(@run $mode, self, call, self.inner.write_batch_borrowed(ops))
             }
 
             async fn compare_and_swap(
@@ -240,6 +249,13 @@ macro_rules! layered_store {
     };
     (@run retry, $self:ident, $call:expr, $request:expr) => {
         $self.around($call, || $request).await
+    };
+    (@owned once, $self:ident, $call:expr, $batch:ident, $owned:ident, $borrowed:ident) => {
+        $self.around($call, $self.inner.$owned($batch)).await
+    };
+    // Every attempt lends the caller's batch: nothing is copied.
+    (@owned retry, $self:ident, $call:expr, $batch:ident, $owned:ident, $borrowed:ident) => {
+        $self.around($call, || $self.inner.$borrowed(&$batch)).await
     };
     (@arg once, $value:expr) => {
         $value
