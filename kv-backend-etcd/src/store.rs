@@ -590,6 +590,11 @@ impl KvStore for EtcdStore {
         .await
     }
 
+    /// Copies the entries into [`batch_set`](Self::batch_set): the Txn is built from validated owned entries.
+    async fn batch_set_borrowed(&self, entries: &[Entry]) -> Result<()> {
+        self.batch_set(entries.to_vec()).await
+    }
+
     async fn batch_set(&self, entries: Vec<Entry>) -> Result<()> {
         let entries = self.validator.entries(entries)?;
         if entries.is_empty() {
@@ -612,6 +617,11 @@ impl KvStore for EtcdStore {
             .collect();
         let resp = self.txn(op, ops).await?;
         txn::count_live_deleted(op, resp)
+    }
+
+    /// Copies the operations into [`write_batch`](Self::write_batch): the Txn is built from validated owned entries.
+    async fn write_batch_borrowed(&self, ops: &[WriteOp]) -> Result<()> {
+        self.write_batch(ops.to_vec()).await
     }
 
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<()> {

@@ -550,6 +550,11 @@ impl KvStore for MongoStore {
             .collect())
     }
 
+    /// Copies the entries into [`batch_set`](Self::batch_set): the update command is built from validated owned entries.
+    async fn batch_set_borrowed(&self, entries: &[Entry]) -> Result<()> {
+        self.batch_set(entries.to_vec()).await
+    }
+
     async fn batch_set(&self, entries: Vec<Entry>) -> Result<()> {
         let entries = self.validator.entries(entries)?;
         if entries.is_empty() {
@@ -576,6 +581,11 @@ impl KvStore for MongoStore {
         commands.extend(self.delete_commands(op, &distinct, Some(&doc::expired(now)))?);
         let replies = self.runner.batch(op, commands).await?;
         Ok(replies[..live_commands].iter().map(doc::count).sum())
+    }
+
+    /// Copies the operations into [`write_batch`](Self::write_batch): the update command is built from validated owned entries.
+    async fn write_batch_borrowed(&self, ops: &[WriteOp]) -> Result<()> {
+        self.write_batch(ops.to_vec()).await
     }
 
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<()> {

@@ -550,6 +550,11 @@ impl KvStore for PostgresStore {
         )
     }
 
+    /// Copies the entries into [`batch_set`](Self::batch_set): the UNNEST arrays are built from validated owned entries.
+    async fn batch_set_borrowed(&self, entries: &[Entry]) -> Result<()> {
+        self.batch_set(entries.to_vec()).await
+    }
+
     async fn batch_set(&self, entries: Vec<Entry>) -> Result<()> {
         let entries = self.validator.entries(entries)?;
         if entries.is_empty() {
@@ -572,6 +577,11 @@ impl KvStore for PostgresStore {
             .await
             .map_err(|e| map_sqlx_error(Operation::BatchDelete, e))?;
         Ok(live.unsigned_abs())
+    }
+
+    /// Copies the operations into [`write_batch`](Self::write_batch): the UNNEST arrays are built from validated owned entries.
+    async fn write_batch_borrowed(&self, ops: &[WriteOp]) -> Result<()> {
+        self.write_batch(ops.to_vec()).await
     }
 
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<()> {

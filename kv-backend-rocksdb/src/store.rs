@@ -619,6 +619,11 @@ impl KvStore for RocksDbStore {
             .collect())
     }
 
+    /// Copies the entries into [`batch_set`](Self::batch_set): the WriteBatch is built on a blocking thread, which needs owned entries.
+    async fn batch_set_borrowed(&self, entries: &[Entry]) -> Result<()> {
+        self.batch_set(entries.to_vec()).await
+    }
+
     async fn batch_set(&self, entries: Vec<Entry>) -> Result<()> {
         let entries = self.inner.validator.entries(entries)?;
         if entries.is_empty() {
@@ -662,6 +667,11 @@ impl KvStore for RocksDbStore {
             Ok(live)
         })
         .await
+    }
+
+    /// Copies the operations into [`write_batch`](Self::write_batch): the WriteBatch is built on a blocking thread, which needs owned entries.
+    async fn write_batch_borrowed(&self, ops: &[WriteOp]) -> Result<()> {
+        self.write_batch(ops.to_vec()).await
     }
 
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<()> {

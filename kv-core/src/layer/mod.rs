@@ -85,7 +85,8 @@ pub(crate) struct Call<'a> {
     pub(crate) keys: usize,
     /// The key of a single-key call.
     pub(crate) key: Option<&'a str>,
-    /// The prefix of a `list`.
+    /// The prefix of a `list` (read by the tracing layer).
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     pub(crate) prefix: Option<&'a str>,
 }
 
