@@ -195,8 +195,7 @@ impl Validator {
     }
 
     fn entry(&self, op: Operation, mut entry: Entry) -> Result<Entry> {
-        self.value(op, &entry.key, &entry.value)?;
-        entry.ttl = self.ttl(op, &entry.key, entry.ttl)?;
+        entry.ttl = self.checked(op, &entry)?.ttl;
         Ok(entry)
     }
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use futures::StreamExt;
-use kv::{BulkReport, BulkWriter, CopyOptions, Entry, ExportOptions, KvStoreExt};
+use kv::{BulkReport, BulkWriter, CopyOptions, Entry, ExportOptions, Key, KvStoreExt};
 use tokio::sync::mpsc;
 
 use super::{Ctx, key};
@@ -146,7 +146,7 @@ pub(crate) async fn import(ctx: &Ctx<'_>, args: ImportArgs) -> Outcome {
             String::new()
         }
     ));
-    load_result("import", report)
+    load_result("import", &report, "")
 }
 
 /// Reads JSON Lines into `tx` (on a thread of its own: std I/O blocks).
@@ -181,7 +181,7 @@ fn read_lines(
             }
             Ok(None) => {}
             Err(why) => {
-                let why = format!("{name}: line {}: {why}", reading.lines);
+                let why = bad_line(name, reading.lines, &why);
                 if strict {
                     reading.fatal = Some(why);
                     return reading;
@@ -200,10 +200,9 @@ fn check_file(path: &Path) -> Outcome {
     for (n, line) in BufReader::new(file).lines().enumerate() {
         let line = line.map_err(|e| Failure::io(&format!("reading {}", path.display()), &e))?;
         if let Err(why) = jsonl::read_line(&line) {
+            let line = bad_line(&path.display().to_string(), n as u64 + 1, &why);
             return Err(Failure::new(format!(
-                "{}: line {}: {why}; --strict: nothing was written",
-                path.display(),
-                n + 1
+                "{line}; --strict: nothing was written"
             )));
         }
     }
@@ -240,17 +239,7 @@ pub(crate) async fn copy(ctx: &Ctx<'_>, args: CopyArgs) -> Outcome {
             error,
         ));
     }
-    if let Some(failed) = report.load.failed.first() {
-        return Err(Failure::store(
-            &format!(
-                "{} of {} chunks failed ({} keys){resume}",
-                report.load.failed.len(),
-                report.load.failed.len() as u64 + report.load.chunks_written,
-                show_count(report.load.failed.iter().map(|c| c.keys.len() as u64).sum())
-            ),
-            &failed.error,
-        ));
-    }
+    load_result("copy", &report.load, &resume)?;
     ctx.summary(&format!(
         "copied {} entries in {:.2}s ({:.0} keys/s, {} retries)",
         show_count(report.load.keys_written),
@@ -297,20 +286,27 @@ fn writer(store: Arc<dyn kv::KvStore>, load: &LoadArgs) -> Outcome<BulkWriter> {
     Ok(writer)
 }
 
-/// A load's failed chunks as the command's error.
-fn load_result(what: &str, report: BulkReport) -> Outcome {
-    match report.failed.first() {
-        None => Ok(()),
-        Some(failed) => Err(Failure::store(
-            &format!(
-                "{what}: {} chunks failed ({} keys, first {:?})",
-                report.failed.len(),
-                show_count(report.failed.iter().map(|c| c.keys.len() as u64).sum()),
-                failed.keys.first().map(|k| k.as_str()).unwrap_or_default()
-            ),
-            &failed.error,
-        )),
-    }
+/// A load's failed chunks as the command's error; `after` ends the message
+/// (the copy's resume hint).
+fn load_result(what: &str, report: &BulkReport, after: &str) -> Outcome {
+    let Some(failed) = report.failed.first() else {
+        return Ok(());
+    };
+    Err(Failure::store(
+        &format!(
+            "{what}: {} of {} chunks failed ({} keys, first {:?}){after}",
+            report.failed.len(),
+            report.failed.len() as u64 + report.chunks_written,
+            show_count(report.failed_keys().count() as u64),
+            failed.keys.first().map(Key::as_str).unwrap_or_default()
+        ),
+        &failed.error,
+    ))
+}
+
+/// How a bad input line is named in every message.
+fn bad_line(name: &str, number: u64, why: &str) -> String {
+    format!("{name}: line {number}: {why}")
 }
 
 fn rate(keys: u64, started: Instant) -> f64 {
