@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use kv_core::{
     Capabilities, CheckedEntry, CheckedOp, Entry, Key, KvStore, ListOptions, MAX_KEY_BYTES,
-    Operation, Page, PeriodicTask, Result, SetOptions, Validator, WriteOp, redact_url,
+    Operation, Page, PeriodicTask, Result, SetOptions, Validator, WriteOp, connect_within,
+    redact_url,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, FromRedisValue, ParsingError, Pipeline, RedisError, RedisResult};
@@ -143,9 +144,15 @@ impl RedisStore {
             .set_connection_timeout(Some(config.connect_timeout()))
             .set_response_timeout(Some(config.response_timeout()))
             .set_number_of_retries(3);
-        let conn = ConnectionManager::new_with_config(client, manager_config)
-            .await
-            .map_err(|e| map_redis_error(Operation::Connect, e))?;
+        // The driver's connection timeout covers the TCP connect; its
+        // handshake waits for the response timeout. The connect timeout
+        // bounds both.
+        let connecting = async {
+            ConnectionManager::new_with_config(client, manager_config)
+                .await
+                .map_err(|e| map_redis_error(Operation::Connect, e))
+        };
+        let conn = connect_within(BACKEND, config.connect_timeout(), connecting).await?;
         let layout = Layout::new(&config.key_prefix);
         let scripts = Scripts::new();
         let purge = config.purge_interval().map(|every| {
@@ -399,8 +406,11 @@ fn entries_with_ttl(keys: &[Key], replies: Vec<redis::Value>) -> RedisResult<Vec
         .collect())
 }
 
+/// A broken connection, worth one more try on a fresh one; a timeout is
+/// not (the caller's deadline has passed).
 fn is_reconnectable(err: &RedisError) -> bool {
-    err.is_connection_dropped() || err.is_connection_refusal() || err.is_io_error()
+    !err.is_timeout()
+        && (err.is_connection_dropped() || err.is_connection_refusal() || err.is_io_error())
 }
 
 /// What Redis promises through this store.

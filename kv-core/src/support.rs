@@ -3,6 +3,45 @@
 use std::future::Future;
 use std::time::Duration;
 
+/// Runs a backend's `connecting` future for at most `timeout`: a server
+/// that accepts the connection but never answers (or a handshake that
+/// hangs) ends as a temporary `Unavailable` error of
+/// [`Operation::Connect`](crate::Operation::Connect) naming the timeout,
+/// instead of waiting for a longer driver deadline.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use std::time::Duration;
+/// use kv_core::{ErrorKind, connect_within};
+///
+/// let never = std::future::pending::<kv_core::Result<()>>();
+/// let err = connect_within("demo", Duration::from_millis(10), never).await.unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::Unavailable);
+/// assert!(err.is_temporary());
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// `connecting`'s error, or `Unavailable` when the timeout passed.
+pub async fn connect_within<T>(
+    backend: &'static str,
+    timeout: Duration,
+    connecting: impl Future<Output = crate::Result<T>>,
+) -> crate::Result<T> {
+    match tokio::time::timeout(timeout, connecting).await {
+        Ok(done) => done,
+        Err(_) => Err(crate::Error::new(
+            crate::ErrorKind::Unavailable,
+            backend,
+            crate::Operation::Connect,
+        )
+        .with_message(format!(
+            "the server did not answer within the connect timeout ({timeout:?})"
+        ))),
+    }
+}
+
 /// `url` with the password of its user-info replaced by `***`, for `Debug`
 /// output and logs. Works on any `scheme://user:password@host/...` string
 /// without parsing the rest; a string without a password is returned as is.

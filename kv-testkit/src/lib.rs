@@ -38,6 +38,9 @@ pub mod bench;
 mod container;
 mod local;
 mod process;
+pub mod proxy;
+
+pub use proxy::{FaultProxy, closed_port, seed};
 
 use std::any::Any;
 use std::fmt;
