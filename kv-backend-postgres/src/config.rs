@@ -41,6 +41,14 @@ pub struct PostgresConfig {
     pub max_connections: u32,
     /// How long to wait for a pooled connection, in milliseconds.
     pub acquire_timeout_ms: u64,
+    /// How long [`connect`](crate::PostgresStoreBuilder::connect) waits for
+    /// its first connection, in milliseconds: a refused connection fails at
+    /// once, a server that does not answer after this long.
+    pub connect_timeout_ms: u64,
+    /// The longest one call may take, in milliseconds, waiting for a pooled
+    /// connection included; then it fails with `Timeout` (a stalled
+    /// connection never hangs a call).
+    pub request_timeout_ms: u64,
     /// Create the table (and its expiry index) when it is missing.
     pub create_table: bool,
     /// How often expired rows are deleted, in milliseconds; `None` turns the
@@ -60,6 +68,8 @@ impl Default for PostgresConfig {
             schema: None,
             max_connections: 10,
             acquire_timeout_ms: 30_000,
+            connect_timeout_ms: 5_000,
+            request_timeout_ms: 30_000,
             create_table: true,
             purge_interval_ms: Some(60_000),
             purge_chunk: 1000,
@@ -71,6 +81,14 @@ impl Default for PostgresConfig {
 impl PostgresConfig {
     pub(crate) fn acquire_timeout(&self) -> Duration {
         Duration::from_millis(self.acquire_timeout_ms)
+    }
+
+    pub(crate) fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    pub(crate) fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
     }
 
     pub(crate) fn purge_interval(&self) -> Option<Duration> {

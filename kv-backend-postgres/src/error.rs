@@ -6,7 +6,7 @@ pub(crate) const BACKEND: &str = "postgres";
 
 /// Maps a driver error by its kind and SQLSTATE:
 ///
-/// - pool timeout, I/O, TLS, `08xxx` connection exceptions, `57P01`-`57P03`
+/// - pool timeout, I/O, TLS, a connection closed during TLS negotiation, `08xxx` connection exceptions, `57P01`-`57P03`
 ///   shutdowns, `53300` too many connections: `Unavailable`, temporary;
 /// - `57014` (statement timeout, cancel): `Timeout`;
 /// - `28xxx` (authentication) and `42501` (privilege): `PermissionDenied`;
@@ -18,6 +18,12 @@ pub(crate) const BACKEND: &str = "postgres";
 pub(crate) fn map_sqlx_error(op: Operation, err: sqlx::Error) -> Error {
     let (kind, temporary) = match &err {
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+            (ErrorKind::Unavailable, true)
+        }
+        // A connection closed before the server's one-byte answer to the
+        // SSLRequest: sqlx 0.8 reads the end of the stream as the byte
+        // 0x00 and reports a protocol error. It is a lost connection.
+        sqlx::Error::Protocol(message) if message.contains("response from SSLRequest: 0x00") => {
             (ErrorKind::Unavailable, true)
         }
         sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => (ErrorKind::Unavailable, false),

@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use kv_core::{
-    Capabilities, Entry, Health, Key, KvStore, ListOptions, MAX_KEY_BYTES, Operation, Page,
-    PeriodicTask, Result, SetOptions, Validator, WriteOp, prefix_successor_str,
+    Capabilities, Entry, Error, ErrorKind, Health, Key, KvStore, ListOptions, MAX_KEY_BYTES,
+    Operation, Page, PeriodicTask, Result, SetOptions, Validator, WriteOp, connect_within,
+    prefix_successor_str,
 };
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
+use sqlx::{Connection, PgPool, Postgres, Transaction};
 
 use crate::config::{PostgresConfig, QualifiedTable};
 use crate::error::{BACKEND, config_error, map_sqlx_error};
@@ -56,6 +57,7 @@ pub struct PostgresStore {
     table: Arc<QualifiedTable>,
     validator: Validator,
     purge_chunk: i64,
+    request_timeout: Duration,
     _purge: Option<Arc<PeriodicTask>>,
 }
 
@@ -104,6 +106,21 @@ impl PostgresStoreBuilder {
         self
     }
 
+    /// How long `connect` waits for its first connection (default 5 s): a
+    /// refused connection fails at once with `Unavailable`, a server that
+    /// accepts and never answers after this long.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connect_timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// The longest one call may take, waiting for a pooled connection
+    /// included (default 30 s); then it fails with `Timeout`.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.config.request_timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
     /// Whether to create the table when missing (default `true`).
     pub fn create_table(mut self, create: bool) -> Self {
         self.config.create_table = create;
@@ -138,12 +155,20 @@ impl PostgresStoreBuilder {
             Some(pool) => pool,
             None => {
                 let options = connect_options(&config)?;
+                // One connection first, within the connect timeout: the
+                // pool would retry a refused connection until its acquire
+                // timeout.
+                let first = async {
+                    PgConnection::connect_with(&options)
+                        .await
+                        .map_err(|e| map_sqlx_error(Operation::Connect, e))
+                };
+                let first = connect_within(BACKEND, config.connect_timeout(), first).await?;
+                let _ = first.close().await;
                 PgPoolOptions::new()
                     .max_connections(config.max_connections.max(1))
                     .acquire_timeout(config.acquire_timeout())
-                    .connect_with(options)
-                    .await
-                    .map_err(|e| map_sqlx_error(Operation::Connect, e))?
+                    .connect_lazy_with(options)
             }
         };
         if config.create_table {
@@ -169,6 +194,7 @@ impl PostgresStoreBuilder {
             table: Arc::new(table),
             validator: Validator::new(BACKEND, capabilities()),
             purge_chunk,
+            request_timeout: config.request_timeout(),
             _purge: purge,
         })
     }
@@ -345,6 +371,19 @@ impl PostgresStore {
         purge(&self.pool, &self.sql, self.purge_chunk).await
     }
 
+    /// Runs one call within the request timeout.
+    async fn timed<T>(&self, op: Operation, call: impl Future<Output = Result<T>>) -> Result<T> {
+        match tokio::time::timeout(self.request_timeout, call).await {
+            Ok(done) => done,
+            Err(_) => Err(
+                Error::new(ErrorKind::Timeout, BACKEND, op).with_message(format!(
+                    "no answer within the request timeout ({:?})",
+                    self.request_timeout
+                )),
+            ),
+        }
+    }
+
     /// Runs a read; after a broken connection retries once (the pool tests
     /// connections before handing them out). Writes are never retried.
     async fn read<T, F, Fut>(&self, op: Operation, run: F) -> Result<T>
@@ -431,123 +470,144 @@ impl KvStore for PostgresStore {
     }
 
     async fn get(&self, key: &Key) -> Result<Option<Bytes>> {
-        let row: Option<Vec<u8>> = self
-            .read(Operation::Get, || {
-                sqlx::query_scalar(&self.sql.get)
-                    .bind(key.as_str())
-                    .fetch_optional(&self.pool)
-            })
-            .await?;
-        Ok(row.map(Bytes::from))
+        self.timed(Operation::Get, async {
+            let row: Option<Vec<u8>> = self
+                .read(Operation::Get, || {
+                    sqlx::query_scalar(&self.sql.get)
+                        .bind(key.as_str())
+                        .fetch_optional(&self.pool)
+                })
+                .await?;
+            Ok(row.map(Bytes::from))
+        })
+        .await
     }
 
     async fn set(&self, key: &Key, value: Bytes, options: SetOptions) -> Result<()> {
-        let ttl = self.validator.set(key, &value, options)?;
-        sqlx::query(&self.sql.set)
-            .bind(key.as_str())
-            .bind(&value[..])
-            .bind(ttl_millis(ttl))
-            .execute(&self.pool)
-            .await
-            .map(drop)
-            .map_err(|e| map_sqlx_error(Operation::Set, e))
+        self.timed(Operation::Set, async {
+            let ttl = self.validator.set(key, &value, options)?;
+            sqlx::query(&self.sql.set)
+                .bind(key.as_str())
+                .bind(&value[..])
+                .bind(ttl_millis(ttl))
+                .execute(&self.pool)
+                .await
+                .map(drop)
+                .map_err(|e| map_sqlx_error(Operation::Set, e))
+        })
+        .await
     }
 
     async fn delete(&self, key: &Key) -> Result<bool> {
-        let live: i64 = sqlx::query_scalar(&self.sql.delete)
-            .bind(key.as_str())
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| map_sqlx_error(Operation::Delete, e))?;
-        Ok(live > 0)
+        self.timed(Operation::Delete, async {
+            let live: i64 = sqlx::query_scalar(&self.sql.delete)
+                .bind(key.as_str())
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| map_sqlx_error(Operation::Delete, e))?;
+            Ok(live > 0)
+        })
+        .await
     }
 
     async fn exists(&self, key: &Key) -> Result<bool> {
-        self.read(Operation::Exists, || {
-            sqlx::query_scalar(&self.sql.exists)
-                .bind(key.as_str())
-                .fetch_one(&self.pool)
+        self.timed(Operation::Exists, async {
+            self.read(Operation::Exists, || {
+                sqlx::query_scalar(&self.sql.exists)
+                    .bind(key.as_str())
+                    .fetch_one(&self.pool)
+            })
+            .await
         })
         .await
     }
 
     async fn list(&self, prefix: &str, options: ListOptions) -> Result<Page> {
-        let range = self.validator.list(prefix, &options)?;
-        if range.exhausted {
-            return Ok(Page::default());
-        }
-        let after = range.start_after.as_ref().map_or("", Key::as_str);
-        let end = prefix_successor_str(&range.prefix);
-        let limit = i64::try_from(range.limit.saturating_add(1)).unwrap_or(i64::MAX);
-        let rows: Vec<String> = self
-            .read(Operation::List, || {
-                sqlx::query_scalar(&self.sql.list)
-                    .bind(range.prefix.as_str())
-                    .bind(after)
-                    .bind(end.as_deref())
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-            })
-            .await?;
-        let keys = rows
-            .into_iter()
-            .map(|k| Key::new(k).map_err(|e| e.in_context(BACKEND, Operation::List)))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Page::from_fetched(keys, range.limit))
+        self.timed(Operation::List, async {
+            let range = self.validator.list(prefix, &options)?;
+            if range.exhausted {
+                return Ok(Page::default());
+            }
+            let after = range.start_after.as_ref().map_or("", Key::as_str);
+            let end = prefix_successor_str(&range.prefix);
+            let limit = i64::try_from(range.limit.saturating_add(1)).unwrap_or(i64::MAX);
+            let rows: Vec<String> = self
+                .read(Operation::List, || {
+                    sqlx::query_scalar(&self.sql.list)
+                        .bind(range.prefix.as_str())
+                        .bind(after)
+                        .bind(end.as_deref())
+                        .bind(limit)
+                        .fetch_all(&self.pool)
+                })
+                .await?;
+            let keys = rows
+                .into_iter()
+                .map(|k| Key::new(k).map_err(|e| e.in_context(BACKEND, Operation::List)))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Page::from_fetched(keys, range.limit))
+        })
+        .await
     }
 
     async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.validator.check_batch_keys(Operation::BatchGet, keys)?;
-        let names: Vec<&str> = keys.iter().map(Key::as_str).collect();
-        let rows: Vec<(String, Vec<u8>)> = self
-            .read(Operation::BatchGet, || {
-                sqlx::query_as(&self.sql.batch_get)
-                    .bind(&names)
-                    .fetch_all(&self.pool)
-            })
-            .await?;
-        Ok(in_input_order(keys, rows, Bytes::from))
+        self.timed(Operation::BatchGet, async {
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            self.validator.check_batch_keys(Operation::BatchGet, keys)?;
+            let names: Vec<&str> = keys.iter().map(Key::as_str).collect();
+            let rows: Vec<(String, Vec<u8>)> = self
+                .read(Operation::BatchGet, || {
+                    sqlx::query_as(&self.sql.batch_get)
+                        .bind(&names)
+                        .fetch_all(&self.pool)
+                })
+                .await?;
+            Ok(in_input_order(keys, rows, Bytes::from))
+        })
+        .await
     }
 
     async fn batch_get_with_ttl(&self, keys: &[Key]) -> Result<Vec<Option<Entry>>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let op = Operation::BatchGetWithTtl;
-        self.validator.check_batch_keys(op, keys)?;
-        let names: Vec<&str> = keys.iter().map(Key::as_str).collect();
-        let rows: Vec<(String, Vec<u8>, Option<i64>)> = self
-            .read(op, || {
-                sqlx::query_as(&self.sql.batch_get_with_ttl)
-                    .bind(&names)
-                    .fetch_all(&self.pool)
-            })
-            .await?;
-        let rows = rows
-            .into_iter()
-            .map(|(name, value, left)| (name, (value, left)))
-            .collect();
-        Ok(
-            in_input_order(keys, rows, |(value, left): (Vec<u8>, Option<i64>)| {
-                (
-                    Bytes::from(value),
-                    left.map(|ms| Duration::from_millis(ms.unsigned_abs().max(1))),
-                )
-            })
-            .into_iter()
-            .zip(keys)
-            .map(|(found, key)| {
-                found.map(|(value, ttl)| Entry {
-                    key: key.clone(),
-                    value,
-                    ttl,
+        self.timed(Operation::BatchGetWithTtl, async {
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            let op = Operation::BatchGetWithTtl;
+            self.validator.check_batch_keys(op, keys)?;
+            let names: Vec<&str> = keys.iter().map(Key::as_str).collect();
+            let rows: Vec<(String, Vec<u8>, Option<i64>)> = self
+                .read(op, || {
+                    sqlx::query_as(&self.sql.batch_get_with_ttl)
+                        .bind(&names)
+                        .fetch_all(&self.pool)
                 })
-            })
-            .collect(),
-        )
+                .await?;
+            let rows = rows
+                .into_iter()
+                .map(|(name, value, left)| (name, (value, left)))
+                .collect();
+            Ok(
+                in_input_order(keys, rows, |(value, left): (Vec<u8>, Option<i64>)| {
+                    (
+                        Bytes::from(value),
+                        left.map(|ms| Duration::from_millis(ms.unsigned_abs().max(1))),
+                    )
+                })
+                .into_iter()
+                .zip(keys)
+                .map(|(found, key)| {
+                    found.map(|(value, ttl)| Entry {
+                        key: key.clone(),
+                        value,
+                        ttl,
+                    })
+                })
+                .collect(),
+            )
+        })
+        .await
     }
 
     /// Copies the entries into [`batch_set`](Self::batch_set): the UNNEST arrays are built from validated owned entries.
@@ -556,27 +616,33 @@ impl KvStore for PostgresStore {
     }
 
     async fn batch_set(&self, entries: Vec<Entry>) -> Result<()> {
-        let entries = self.validator.entries(entries)?;
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let refs: Vec<&Entry> = entries.iter().collect();
-        self.write(Operation::BatchSet, &refs, &[]).await
+        self.timed(Operation::BatchSet, async {
+            let entries = self.validator.entries(entries)?;
+            if entries.is_empty() {
+                return Ok(());
+            }
+            let refs: Vec<&Entry> = entries.iter().collect();
+            self.write(Operation::BatchSet, &refs, &[]).await
+        })
+        .await
     }
 
     async fn batch_delete(&self, keys: &[Key]) -> Result<u64> {
-        if keys.is_empty() {
-            return Ok(0);
-        }
-        self.validator
-            .check_batch_keys(Operation::BatchDelete, keys)?;
-        let names: Vec<&str> = keys.iter().map(Key::as_str).collect();
-        let live: i64 = sqlx::query_scalar(&self.sql.batch_delete)
-            .bind(&names)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| map_sqlx_error(Operation::BatchDelete, e))?;
-        Ok(live.unsigned_abs())
+        self.timed(Operation::BatchDelete, async {
+            if keys.is_empty() {
+                return Ok(0);
+            }
+            self.validator
+                .check_batch_keys(Operation::BatchDelete, keys)?;
+            let names: Vec<&str> = keys.iter().map(Key::as_str).collect();
+            let live: i64 = sqlx::query_scalar(&self.sql.batch_delete)
+                .bind(&names)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| map_sqlx_error(Operation::BatchDelete, e))?;
+            Ok(live.unsigned_abs())
+        })
+        .await
     }
 
     /// Copies the operations into [`write_batch`](Self::write_batch): the UNNEST arrays are built from validated owned entries.
@@ -585,27 +651,30 @@ impl KvStore for PostgresStore {
     }
 
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<()> {
-        let ops = self.validator.write_ops(ops)?;
-        if ops.is_empty() {
-            return Ok(());
-        }
-        let mut puts = Vec::new();
-        let mut deletes = Vec::new();
-        for op in &ops {
-            match op {
-                WriteOp::Put(entry) => puts.push(entry),
-                WriteOp::Delete(key) => deletes.push(key.as_str()),
+        self.timed(Operation::WriteBatch, async {
+            let ops = self.validator.write_ops(ops)?;
+            if ops.is_empty() {
+                return Ok(());
             }
-        }
-        if puts.is_empty() {
-            return sqlx::query(&self.sql.delete_all)
-                .bind(&deletes)
-                .execute(&self.pool)
-                .await
-                .map(drop)
-                .map_err(|e| map_sqlx_error(Operation::WriteBatch, e));
-        }
-        self.write(Operation::WriteBatch, &puts, &deletes).await
+            let mut puts = Vec::new();
+            let mut deletes = Vec::new();
+            for op in &ops {
+                match op {
+                    WriteOp::Put(entry) => puts.push(entry),
+                    WriteOp::Delete(key) => deletes.push(key.as_str()),
+                }
+            }
+            if puts.is_empty() {
+                return sqlx::query(&self.sql.delete_all)
+                    .bind(&deletes)
+                    .execute(&self.pool)
+                    .await
+                    .map(drop)
+                    .map_err(|e| map_sqlx_error(Operation::WriteBatch, e));
+            }
+            self.write(Operation::WriteBatch, &puts, &deletes).await
+        })
+        .await
     }
 
     async fn compare_and_swap(
@@ -615,62 +684,69 @@ impl KvStore for PostgresStore {
         new: Option<Bytes>,
         options: SetOptions,
     ) -> Result<bool> {
-        let ttl =
-            ttl_millis(
-                self.validator
-                    .cas(key, expected.as_deref(), new.as_deref(), options)?,
-            );
-        let k = key.as_str();
-        let result = match (&expected, &new) {
-            (None, Some(new)) => {
-                sqlx::query(&self.sql.cas_insert)
-                    .bind(k)
-                    .bind(&new[..])
-                    .bind(ttl)
-                    .execute(&self.pool)
-                    .await
-            }
-            (Some(old), Some(new)) => {
-                sqlx::query(&self.sql.cas_update)
-                    .bind(k)
-                    .bind(&new[..])
-                    .bind(ttl)
-                    .bind(&old[..])
-                    .execute(&self.pool)
-                    .await
-            }
-            (Some(old), None) => {
-                sqlx::query(&self.sql.cas_delete)
-                    .bind(k)
-                    .bind(&old[..])
-                    .execute(&self.pool)
-                    .await
-            }
-            (None, None) => {
-                return sqlx::query_scalar(&self.sql.cas_absent)
-                    .bind(k)
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(|e| map_sqlx_error(Operation::CompareAndSwap, e));
-            }
-        };
-        let rows = result
-            .map_err(|e| map_sqlx_error(Operation::CompareAndSwap, e))?
-            .rows_affected();
-        Ok(rows == 1)
+        self.timed(Operation::CompareAndSwap, async {
+            let ttl = ttl_millis(self.validator.cas(
+                key,
+                expected.as_deref(),
+                new.as_deref(),
+                options,
+            )?);
+            let k = key.as_str();
+            let result = match (&expected, &new) {
+                (None, Some(new)) => {
+                    sqlx::query(&self.sql.cas_insert)
+                        .bind(k)
+                        .bind(&new[..])
+                        .bind(ttl)
+                        .execute(&self.pool)
+                        .await
+                }
+                (Some(old), Some(new)) => {
+                    sqlx::query(&self.sql.cas_update)
+                        .bind(k)
+                        .bind(&new[..])
+                        .bind(ttl)
+                        .bind(&old[..])
+                        .execute(&self.pool)
+                        .await
+                }
+                (Some(old), None) => {
+                    sqlx::query(&self.sql.cas_delete)
+                        .bind(k)
+                        .bind(&old[..])
+                        .execute(&self.pool)
+                        .await
+                }
+                (None, None) => {
+                    return sqlx::query_scalar(&self.sql.cas_absent)
+                        .bind(k)
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(|e| map_sqlx_error(Operation::CompareAndSwap, e));
+                }
+            };
+            let rows = result
+                .map_err(|e| map_sqlx_error(Operation::CompareAndSwap, e))?
+                .rows_affected();
+            Ok(rows == 1)
+        })
+        .await
     }
 
     async fn health(&self) -> Result<Health> {
-        let started = Instant::now();
-        let _: i32 = self
-            .read(Operation::Health, || {
-                sqlx::query_scalar("SELECT 1").fetch_one(&self.pool)
+        self.timed(Operation::Health, async {
+            let started = Instant::now();
+            let _: i32 = self
+                .read(Operation::Health, || {
+                    sqlx::query_scalar("SELECT 1").fetch_one(&self.pool)
+                })
+                .await?;
+            Ok(Health {
+                backend: BACKEND,
+                latency: started.elapsed(),
             })
-            .await?;
-        Ok(Health {
-            backend: BACKEND,
-            latency: started.elapsed(),
         })
+        .await
     }
 }
 

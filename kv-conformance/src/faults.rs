@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kv_core::{Entry, ErrorKind, Key, KvStore, SetOptions, WriteOp};
@@ -69,9 +69,9 @@ const CALLS: [Call; 4] = [
 
 /// Sends `batch_set`, `write_batch`, `batch_delete` and `compare_and_swap`
 /// in turn through `through` (a store connected via `proxy`), arming a cut
-/// after a random number of client bytes before each call (up to the size
-/// of that call's request, measured first), until `proxy` has cut
-/// `target_cuts` connections. After each call `direct` (a store on a direct
+/// before each call: after a random number of client bytes (up to 1.5
+/// times that call's request, measured first) or, one call in four, on the
+/// server's answer. Runs until `proxy` has cut `target_cuts` connections. After each call `direct` (a store on a direct
 /// connection to the same server and keyspace) checks the rules of the
 /// [module docs](self). Keys live under `prefix`, removed at the end.
 /// Budgets come from `seed`. Panics on the first broken rule, naming the
@@ -120,7 +120,7 @@ pub async fn cuts_leave_no_partial_batch(
     while proxy.cuts() - started < target_cuts {
         generation += 1;
         assert!(
-            report.calls < target_cuts * 4 + 100,
+            report.calls < target_cuts * 5 + 100,
             "{} calls made only {} cuts: the budgets miss the requests",
             report.calls,
             proxy.cuts() - started
@@ -128,9 +128,27 @@ pub async fn cuts_leave_no_partial_batch(
         let i = (generation % 4) as usize;
         let call = CALLS[i];
         prepare(direct, call, &del_keys, &gone_keys).await;
-        let budget = rng.u64(0..=sizes[i]);
+        // One call in four loses its answer; the others are cut after a
+        // random part of their request (a budget past its end leaves the
+        // call alone). The previous cut closed a connection: half of the
+        // byte cuts and every answer cut first get a live one with a call
+        // of their own, so the cut falls in this call's request or answer
+        // rather than in a connection handshake.
+        let answer = rng.u8(0..4) == 0;
+        if answer || rng.bool() {
+            settle(through, |s| s.exists(&counter)).await;
+            // A pool may test the connection it got back (sqlx does):
+            // let that finish before arming.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let cuts_before = proxy.cuts();
-        proxy.cut_after(budget);
+        if answer {
+            // Past a pool's liveness ping sometimes (sqlx sends one before
+            // handing out a connection).
+            proxy.cut_answer_after(rng.u64(0..=sizes[i] / 2));
+        } else {
+            proxy.cut_after(rng.u64(0..=sizes[i] * 3 / 2));
+        }
         let result = send(
             through, call, generation, &set_keys, &put_keys, &del_keys, &gone_keys, &counter, count,
         )
@@ -399,4 +417,66 @@ pub async fn works_again(store: &dyn KvStore, key: &Key) {
         .delete(key)
         .await
         .unwrap_or_else(|e| panic!("after the fault: {e}"));
+}
+
+/// On a stalled connection (`proxy` forwards nothing), `get` and
+/// `batch_set` through `store` fail with a temporary `Timeout` no sooner
+/// than `timeout` and well before a hang (`timeout` + 5 s); after
+/// [`FaultProxy::resume`] the same store [works again](works_again).
+/// Uses and removes `key`; returns how long each call took.
+pub async fn stalls_end_in_timeout(
+    store: &dyn KvStore,
+    proxy: &FaultProxy,
+    timeout: Duration,
+    key: &Key,
+) -> Vec<Duration> {
+    settle(store, |s| s.set(key, "1".into(), SetOptions::default())).await;
+    proxy.stall();
+    let mut took = Vec::new();
+    for call in ["get", "batch_set"] {
+        let started = Instant::now();
+        let result = match call {
+            "get" => store.get(key).await.map(drop),
+            _ => store.batch_set(vec![Entry::new(key.clone(), "2")]).await,
+        };
+        let elapsed = started.elapsed();
+        let err = result.expect_err("a call on a stalled connection succeeded");
+        assert_eq!(
+            err.kind(),
+            ErrorKind::Timeout,
+            "{call} on a stalled connection: {err}"
+        );
+        assert!(err.is_temporary(), "{err}");
+        assert!(
+            elapsed >= timeout,
+            "{call} gave up before its timeout: {elapsed:?}"
+        );
+        assert!(
+            elapsed < timeout + Duration::from_secs(5),
+            "{call} hung: {elapsed:?}"
+        );
+        took.push(elapsed);
+    }
+    proxy.resume();
+    works_again(store, key).await;
+    took
+}
+
+/// Times `connecting` (a connect to a refused port, or to a server that
+/// never answers) and checks that it fails with a temporary `Unavailable`
+/// within `limit`. Returns how long it took.
+pub async fn connect_fails_fast<T>(
+    limit: Duration,
+    connecting: impl Future<Output = kv_core::Result<T>>,
+) -> Duration {
+    let started = Instant::now();
+    let result = connecting.await;
+    let took = started.elapsed();
+    let Err(err) = result else {
+        panic!("the connect succeeded")
+    };
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.is_temporary(), "{err}");
+    assert!(took < limit, "the connect took {took:?} to fail: {err}");
+    took
 }

@@ -10,6 +10,10 @@
 //!   carried the last of them, in both directions: a request cut in the
 //!   middle, or, when the budget covers it whole, a request the server got
 //!   but whose answer is lost;
+//! - [`cut_next_answer`](FaultProxy::cut_next_answer) (or
+//!   [`cut_answer_after`](FaultProxy::cut_answer_after) some client bytes):
+//!   close the connection of the next request instead of forwarding its
+//!   answer (the request arrived whole; its answer is lost);
 //! - [`stall`](FaultProxy::stall) every connection: nothing is forwarded
 //!   either way and nothing is closed, until [`resume`](FaultProxy::resume);
 //! - [`delay`](FaultProxy::delay) every chunk it forwards;
@@ -89,6 +93,9 @@ pub struct FaultProxy {
 struct Shared {
     /// Client bytes still to forward before the next cut; `None` = no cut.
     budget: Mutex<Option<u64>>,
+    /// Client bytes to forward before the connection carrying the next one
+    /// is doomed: its next answer is not forwarded but cut.
+    answer_budget: Mutex<Option<u64>>,
     stalled: StallFlag,
     delay: Mutex<Duration>,
     refuse: AtomicBool,
@@ -156,10 +163,28 @@ impl FaultProxy {
         *lock(&self.shared.budget) = Some(client_bytes);
     }
 
-    /// Cancels a pending [`cut_after`](Self::cut_after); returns whether
-    /// one was still pending (no cut happened since it was armed).
+    /// Closes the connection that carries the next request (the next
+    /// client bytes) when its answer comes, without forwarding it: the
+    /// server got the whole request (and may have applied it) but the
+    /// client never sees the answer.
+    pub fn cut_next_answer(&self) {
+        self.cut_answer_after(0);
+    }
+
+    /// Like [`cut_next_answer`](Self::cut_next_answer) for the request
+    /// carrying the client byte after the next `client_bytes`: requests
+    /// before it (a pool's liveness ping) pass.
+    pub fn cut_answer_after(&self, client_bytes: u64) {
+        *lock(&self.shared.answer_budget) = Some(client_bytes);
+    }
+
+    /// Cancels a pending [`cut_after`](Self::cut_after) or
+    /// [`cut_next_answer`](Self::cut_next_answer); returns whether one was
+    /// still pending (no cut happened since it was armed).
     pub fn disarm(&self) -> bool {
-        lock(&self.shared.budget).take().is_some()
+        let budget = lock(&self.shared.budget).take().is_some();
+        let answer = lock(&self.shared.answer_budget).take().is_some();
+        budget || answer
     }
 
     /// Stops forwarding on every connection, open and new, without closing
@@ -266,16 +291,23 @@ async fn serve(client: TcpStream, target: String, shared: Arc<Shared>) {
     let _ = server.set_nodelay(true);
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
+    // Set when this connection carried the request whose answer is cut.
+    let doomed = AtomicBool::new(false);
     tokio::select! {
-        () = upstream(client_read, server_write, &shared) => {}
-        () = downstream(server_read, client_write, &shared) => {}
+        () = upstream(client_read, server_write, &shared, &doomed) => {}
+        () = downstream(server_read, client_write, &shared, &doomed) => {}
         () = dropped => {}
     }
     // Both halves of both sockets drop here: the connection is closed.
 }
 
 /// Client to server, where cuts, stalls and delays happen.
-async fn upstream(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, shared: &Shared) {
+async fn upstream(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    shared: &Shared,
+    doomed: &AtomicBool,
+) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match from.read(&mut buf).await {
@@ -303,6 +335,17 @@ async fn upstream(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, shared: &Shar
                 None => (n, false),
             }
         };
+        {
+            let mut answer = lock(&shared.answer_budget);
+            match *answer {
+                Some(left) if left < send as u64 => {
+                    *answer = None;
+                    doomed.store(true, Ordering::SeqCst);
+                }
+                Some(left) => *answer = Some(left - send as u64),
+                None => {}
+            }
+        }
         if to.write_all(&buf[..send]).await.is_err() {
             return;
         }
@@ -315,8 +358,13 @@ async fn upstream(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, shared: &Shar
     }
 }
 
-/// Server to client: stalls only.
-async fn downstream(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, shared: &Shared) {
+/// Server to client: stalls and answer cuts.
+async fn downstream(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    shared: &Shared,
+    doomed: &AtomicBool,
+) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match from.read(&mut buf).await {
@@ -324,6 +372,10 @@ async fn downstream(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, shared: &Sh
             Ok(n) => n,
         };
         wait_while_stalled(shared).await;
+        if doomed.load(Ordering::SeqCst) {
+            shared.cuts.fetch_add(1, Ordering::SeqCst);
+            return;
+        }
         if to.write_all(&buf[..n]).await.is_err() {
             return;
         }
