@@ -10,7 +10,8 @@ pub(crate) const BACKEND: &str = "etcd";
 ///
 /// - `Unavailable` (no leader, leader changed, a member that is down or
 ///   unreachable, a transport failure) is `Unavailable`, temporary;
-///   `DeadlineExceeded` is `Timeout`.
+///   `DeadlineExceeded` and the client's request timeout (`Cancelled`,
+///   "Timeout expired") are `Timeout`.
 /// - `Unauthenticated`, `PermissionDenied` and etcd's "authentication
 ///   failed" are `PermissionDenied`.
 /// - "too many operations in txn request" and "request is too large" are
@@ -34,6 +35,9 @@ pub(crate) fn map_etcd_error(op: Operation, err: EtcdError) -> Error {
 
 fn status_kind(op: Operation, code: Code, message: &str) -> ErrorKind {
     match code {
+        // tonic's own request timeout (the store's request timeout) comes
+        // back as `Cancelled` with this message.
+        Code::Cancelled if message.eq_ignore_ascii_case("timeout expired") => ErrorKind::Timeout,
         Code::Unavailable | Code::Cancelled | Code::Aborted => ErrorKind::Unavailable,
         Code::DeadlineExceeded => ErrorKind::Timeout,
         Code::Unauthenticated | Code::PermissionDenied => ErrorKind::PermissionDenied,

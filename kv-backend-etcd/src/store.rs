@@ -14,7 +14,7 @@ use etcd_client::{
 use kv_core::stamp::{self, now_millis};
 use kv_core::{
     Capabilities, Entry, Key, KvStore, ListOptions, MAX_KEY_BYTES, Operation, Page, Result,
-    SetOptions, Validator, WriteOp,
+    SetOptions, Validator, WriteOp, connect_within,
 };
 
 use crate::config::{EtcdConfig, EtcdTls, millis};
@@ -153,6 +153,14 @@ impl EtcdStore {
     ///
     /// As [`EtcdStoreBuilder::connect`].
     pub async fn from_config(config: EtcdConfig) -> Result<Self> {
+        // The connect timeout bounds the whole connect, the first request
+        // included (a server that accepts and never answers would else
+        // wait for the request timeout).
+        let timeout = config.connect_timeout();
+        connect_within(BACKEND, timeout, Self::connect_now(config)).await
+    }
+
+    async fn connect_now(config: EtcdConfig) -> Result<Self> {
         let caps = capabilities(&config)?;
         let options = connect_options(&config)?;
         let client = Client::connect(config.endpoint_urls(), Some(options))

@@ -71,11 +71,21 @@ const CALLS: [Call; 4] = [
 /// in turn through `through` (a store connected via `proxy`), arming a cut
 /// before each call: after a random number of client bytes (up to 1.5
 /// times that call's request, measured first) or, one call in four, on the
-/// server's answer. Runs until `proxy` has cut `target_cuts` connections. After each call `direct` (a store on a direct
-/// connection to the same server and keyspace) checks the rules of the
-/// [module docs](self). Keys live under `prefix`, removed at the end.
-/// Budgets come from `seed`. Panics on the first broken rule, naming the
-/// seed; returns the report.
+/// server's answer. Runs until `proxy` has cut `target_cuts` connections.
+///
+/// Each batch call works on keys of its own (under `prefix`), so a request
+/// the server got whole but applies late (after its cut answer, even after
+/// later calls) can still be judged: `direct` (a store on a direct
+/// connection to the same server and keyspace) checks every batch right
+/// after its call and again once all calls are done; both times its keys
+/// must be entirely applied or entirely absent, and applied when the call
+/// said `Ok`. The compare-and-swap writes a value of its own each time
+/// (its number), expecting the value read after the previous one: `Ok(true)`
+/// must leave its value, `Ok(false)` must mean another value was there (an
+/// earlier cut call that landed late), and a failed call leaves the old
+/// value, its own, or one of an earlier failed call. Keys are removed at
+/// the end. Budgets come from `seed`. Panics on the first broken rule,
+/// naming the seed; returns the report.
 pub async fn cuts_leave_no_partial_batch(
     through: &dyn KvStore,
     direct: &dyn KvStore,
@@ -84,50 +94,49 @@ pub async fn cuts_leave_no_partial_batch(
     target_cuts: u64,
     seed: u64,
 ) -> CutReport {
-    let key = |s: String| Key::new(format!("{prefix}{s}")).unwrap();
-    let set_keys: Vec<Key> = (0..BATCH).map(|i| key(format!("set/{i}"))).collect();
-    let put_keys: Vec<Key> = (0..BATCH).map(|i| key(format!("wb-put/{i}"))).collect();
-    let del_keys: Vec<Key> = (0..BATCH).map(|i| key(format!("wb-del/{i}"))).collect();
-    let gone_keys: Vec<Key> = (0..BATCH).map(|i| key(format!("del/{i}"))).collect();
-    let counter = key("cas".into());
+    let counter = Key::new(format!("{prefix}cas")).unwrap();
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut report = CutReport::default();
-    let ctx = |what: &str, generation: u64| format!("{what} #{generation} (seed {seed})");
-
-    // Start from a known state, then measure each call's request size.
-    let mut sizes = [0u64; 4];
-    let mut count: u64 = 0;
-    settle(direct, |s| s.batch_set(gen_entries(&set_keys, 0))).await;
-    settle(direct, |s| s.batch_set(gen_entries(&put_keys, 0))).await;
+    let ctx = |what: &str, n: u64| format!("{what} #{n} (seed {seed})");
+    let mut sent: Vec<Sent> = Vec::new();
+    // The counter's value as last read, and the values of failed swaps.
+    let mut counter_value: Option<u64> = None;
+    let mut pending_swaps: Vec<u64> = Vec::new();
     settle(direct, |s| s.delete(&counter)).await;
+
+    // Each call's request size, measured without a cut.
+    let mut sizes = [0u64; 4];
     for (i, call) in CALLS.iter().enumerate() {
-        prepare(direct, *call, &del_keys, &gone_keys).await;
+        let n = i as u64;
+        let keys = CallKeys::new(prefix, n);
+        keys.prepare(direct, *call).await;
         let before = proxy.client_bytes();
-        let result = send(
-            through, *call, 1, &set_keys, &put_keys, &del_keys, &gone_keys, &counter, count,
-        )
-        .await;
-        result.unwrap_or_else(|e| panic!("{:?} without a cut failed: {e}", call));
-        if matches!(call, Call::Cas) {
-            count += 1;
-        }
+        send(through, *call, n, &keys, &counter, counter_value)
+            .await
+            .unwrap_or_else(|e| panic!("{call:?} without a cut failed: {e}"));
         sizes[i] = (proxy.client_bytes() - before).max(1);
+        if matches!(call, Call::Cas) {
+            counter_value = Some(n);
+        }
+        sent.push(Sent {
+            call: *call,
+            n,
+            keys,
+        });
     }
-    let mut set_gen: u64 = 1;
-    let mut put_gen: u64 = 1;
-    let mut generation: u64 = 1;
     let started = proxy.cuts();
+    let mut n = CALLS.len() as u64;
     while proxy.cuts() - started < target_cuts {
-        generation += 1;
         assert!(
             report.calls < target_cuts * 5 + 100,
             "{} calls made only {} cuts: the budgets miss the requests",
             report.calls,
             proxy.cuts() - started
         );
-        let i = (generation % 4) as usize;
+        let i = (n % 4) as usize;
         let call = CALLS[i];
-        prepare(direct, call, &del_keys, &gone_keys).await;
+        let keys = CallKeys::new(prefix, n);
+        keys.prepare(direct, call).await;
         // One call in four loses its answer; the others are cut after a
         // random part of their request (a budget past its end leaves the
         // call alone). The previous cut closed a connection: half of the
@@ -149,134 +158,108 @@ pub async fn cuts_leave_no_partial_batch(
         } else {
             proxy.cut_after(rng.u64(0..=sizes[i] * 3 / 2));
         }
-        let result = send(
-            through, call, generation, &set_keys, &put_keys, &del_keys, &gone_keys, &counter, count,
-        )
-        .await;
+        let result = send(through, call, n, &keys, &counter, counter_value).await;
         proxy.disarm();
         report.calls += 1;
         report.cuts += proxy.cuts() - cuts_before;
-        let failed = match &result {
-            Ok(_) => false,
-            Err(e) => {
-                *report.errors.entry(e.kind().as_str()).or_default() += 1;
-                assert!(
-                    e.is_temporary()
-                        && matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Timeout),
-                    "{}: a cut connection must be a temporary Unavailable or Timeout, got {:?}: {e}",
-                    ctx("call", generation),
-                    e.kind()
-                );
-                report.failed += 1;
-                true
-            }
-        };
+        if let Err(e) = &result {
+            *report.errors.entry(e.kind().as_str()).or_default() += 1;
+            assert!(
+                e.is_temporary() && matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Timeout),
+                "{}: a cut connection must be a temporary Unavailable or Timeout, got {:?}: {e}",
+                ctx("call", n),
+                e.kind()
+            );
+            report.failed += 1;
+        }
         let applied = match call {
-            Call::BatchSet => {
-                let state = generations(direct, &set_keys).await;
-                let applied = whole(&state, Some(generation), Some(set_gen), &mut report);
-                assert!(
-                    applied.is_some(),
-                    "{}: batch_set applied in part: {state:?}",
-                    ctx("batch_set", generation)
-                );
-                if applied == Some(true) {
-                    set_gen = generation;
-                }
-                applied
-            }
-            Call::WriteBatch => {
-                let puts = generations(direct, &put_keys).await;
-                let dels = generations(direct, &del_keys).await;
-                let puts_done = whole(&puts, Some(generation), Some(put_gen), &mut report);
-                let dels_done = whole(&dels, None, Some(DELETE_ME), &mut report);
-                assert!(
-                    puts_done.is_some() && puts_done == dels_done,
-                    "{}: write_batch applied in part: puts {puts:?}, deletes {dels:?}",
-                    ctx("write_batch", generation)
-                );
-                if puts_done == Some(true) {
-                    put_gen = generation;
-                }
-                puts_done
-            }
-            Call::BatchDelete => {
-                let state = generations(direct, &gone_keys).await;
-                let applied = whole(&state, None, Some(DELETE_ME), &mut report);
-                assert!(
-                    applied.is_some(),
-                    "{}: batch_delete applied in part: {state:?}",
-                    ctx("batch_delete", generation)
-                );
-                if let Ok(Done::Deleted(n)) = &result {
-                    assert_eq!(
-                        *n,
-                        BATCH as u64,
-                        "{}: batch_delete's count",
-                        ctx("batch_delete", generation)
-                    );
-                }
-                applied
-            }
             Call::Cas => {
                 let now = read(direct, &counter).await;
-                let before = (count > 0).then_some(count);
-                let applied = now == Some(count + 1);
-                assert!(
-                    applied || now == before,
-                    "{}: the counter went from {before:?} to {now:?}",
-                    ctx("compare_and_swap", generation)
-                );
-                if let Ok(Done::Swapped(swapped)) = &result {
-                    assert_eq!(
-                        *swapped,
+                let applied = now == Some(n);
+                match &result {
+                    Ok(Done::Swapped(true)) => assert!(
                         applied,
-                        "{}: compare_and_swap answered {swapped} but {} (counter {count} -> {now:?})",
-                        ctx("compare_and_swap", generation),
-                        if applied { "applied" } else { "did not apply" }
+                        "{}: answered true but the counter holds {now:?}",
+                        ctx("compare_and_swap", n)
+                    ),
+                    Ok(Done::Swapped(false)) => assert!(
+                        !applied
+                            && now != counter_value
+                            && pending_swaps.iter().any(|p| Some(*p) == now),
+                        "{}: answered false, expecting {counter_value:?}, and the counter holds {now:?} \
+                         (failed swaps that may land late: {pending_swaps:?})",
+                        ctx("compare_and_swap", n)
+                    ),
+                    Ok(_) => unreachable!("a swap answers a bool"),
+                    Err(_) => {
+                        assert!(
+                            applied
+                                || now == counter_value
+                                || pending_swaps.iter().any(|p| Some(*p) == now),
+                            "{}: after a failed swap expecting {counter_value:?} the counter holds {now:?}",
+                            ctx("compare_and_swap", n)
+                        );
+                        if !applied {
+                            pending_swaps.push(n);
+                        }
+                    }
+                }
+                counter_value = now;
+                applied
+            }
+            _ => {
+                let state = keys.state(direct, call).await;
+                let applied = state.unwrap_or_else(|| {
+                    report.partial += 1;
+                    panic!("{}: applied in part", ctx(&format!("{call:?}"), n))
+                });
+                if result.is_ok() {
+                    assert!(
+                        applied,
+                        "{}: Ok but not applied",
+                        ctx(&format!("{call:?}"), n)
                     );
+                    if let Ok(Done::Deleted(deleted)) = &result {
+                        assert_eq!(
+                            *deleted,
+                            BATCH as u64,
+                            "{}: its count",
+                            ctx("batch_delete", n)
+                        );
+                    }
                 }
-                if applied {
-                    count += 1;
-                }
-                Some(applied)
+                sent.push(Sent { call, n, keys });
+                applied
             }
         };
-        if failed && applied == Some(true) {
+        if result.is_err() && applied {
             report.applied_but_failed += 1;
         }
-        if !failed {
-            assert_eq!(
-                applied,
-                Some(true),
-                "{}: Ok but not applied",
-                ctx("call", generation)
+        n += 1;
+    }
+
+    // Requests that arrived whole may be applied after their call failed:
+    // give them time, then check every batch again.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for batch in &sent {
+        if batch.keys.state(direct, batch.call).await.is_none() {
+            report.partial += 1;
+            panic!(
+                "{}: found applied in part at the end",
+                ctx(&format!("{:?}", batch.call), batch.n)
             );
         }
     }
 
     // The same store works again: the first call may meet a connection the
     // last cut closed under it; after that every call succeeds.
-    settle(through, |s| s.batch_set(gen_entries(&set_keys, 0))).await;
-    for round in 0..20 {
-        through
-            .batch_set(gen_entries(&set_keys, round))
-            .await
-            .unwrap_or_else(|e| panic!("after the cuts, call {round} failed: {e}"));
-        let got = through
-            .batch_get(&set_keys)
-            .await
-            .unwrap_or_else(|e| panic!("after the cuts: {e}"));
-        assert!(
-            got.iter()
-                .all(|v| v.as_deref() == Some(round.to_string().as_bytes()))
-        );
+    works_again(through, &counter).await;
+    let mut all: Vec<Key> = sent.iter().flat_map(|b| b.keys.all()).collect();
+    all.push(counter);
+    let chunk = direct.capabilities().max_batch_ops.unwrap_or(100).min(100);
+    for part in all.chunks(chunk) {
+        settle(direct, |s| s.batch_delete(part)).await;
     }
-    let mut all = vec![counter];
-    for keys in [&set_keys, &put_keys, &del_keys, &gone_keys] {
-        all.extend(keys.iter().cloned());
-    }
-    settle(direct, |s| s.batch_delete(&all)).await;
     report
 }
 
@@ -290,51 +273,111 @@ enum Done {
     Swapped(bool),
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A batch call made, for the final check.
+struct Sent {
+    call: Call,
+    n: u64,
+    keys: CallKeys,
+}
+
+/// The keys of call number `n`: what it writes and what it deletes.
+struct CallKeys {
+    writes: Vec<Key>,
+    deletes: Vec<Key>,
+}
+
+impl CallKeys {
+    fn new(prefix: &str, n: u64) -> Self {
+        let keys = |what: &str| {
+            (0..BATCH)
+                .map(|i| Key::new(format!("{prefix}{n}/{what}/{i}")).unwrap())
+                .collect()
+        };
+        Self {
+            writes: keys("w"),
+            deletes: keys("d"),
+        }
+    }
+
+    fn all(&self) -> impl Iterator<Item = Key> + '_ {
+        self.writes.iter().chain(&self.deletes).cloned()
+    }
+
+    /// Sets the keys `call` will delete.
+    async fn prepare(&self, direct: &dyn KvStore, call: Call) {
+        if matches!(call, Call::WriteBatch | Call::BatchDelete) {
+            settle(direct, |s| {
+                s.batch_set(gen_entries(&self.deletes, DELETE_ME))
+            })
+            .await;
+        }
+    }
+
+    /// `Some(true)` when call `call` is entirely applied, `Some(false)` when
+    /// entirely absent, `None` for a mix.
+    async fn state(&self, direct: &dyn KvStore, call: Call) -> Option<bool> {
+        let writes = generations(direct, &self.writes).await;
+        let deletes = generations(direct, &self.deletes).await;
+        let written = |w: &[Option<u64>]| {
+            if w.iter().all(Option::is_some) {
+                Some(true)
+            } else if w.iter().all(Option::is_none) {
+                Some(false)
+            } else {
+                None
+            }
+        };
+        let deleted = |d: &[Option<u64>]| {
+            if d.iter().all(Option::is_none) {
+                Some(true)
+            } else if d.iter().all(|v| *v == Some(DELETE_ME)) {
+                Some(false)
+            } else {
+                None
+            }
+        };
+        match call {
+            Call::BatchSet => written(&writes),
+            Call::BatchDelete => deleted(&deletes),
+            Call::WriteBatch => {
+                let (w, d) = (written(&writes)?, deleted(&deletes)?);
+                (w == d).then_some(w)
+            }
+            Call::Cas => Some(true),
+        }
+    }
+}
+
 async fn send(
     store: &dyn KvStore,
     call: Call,
-    generation: u64,
-    set_keys: &[Key],
-    put_keys: &[Key],
-    del_keys: &[Key],
-    gone_keys: &[Key],
+    n: u64,
+    keys: &CallKeys,
     counter: &Key,
-    count: u64,
+    counter_value: Option<u64>,
 ) -> kv_core::Result<Done> {
     match call {
         Call::BatchSet => store
-            .batch_set(gen_entries(set_keys, generation))
+            .batch_set(gen_entries(&keys.writes, n))
             .await
             .map(|()| Done::Written),
         Call::WriteBatch => {
-            let mut ops: Vec<WriteOp> = gen_entries(put_keys, generation)
+            let mut ops: Vec<WriteOp> = gen_entries(&keys.writes, n)
                 .into_iter()
                 .map(WriteOp::Put)
                 .collect();
-            ops.extend(del_keys.iter().cloned().map(WriteOp::Delete));
+            ops.extend(keys.deletes.iter().cloned().map(WriteOp::Delete));
             store.write_batch(ops).await.map(|()| Done::Written)
         }
-        Call::BatchDelete => store.batch_delete(gone_keys).await.map(Done::Deleted),
+        Call::BatchDelete => store.batch_delete(&keys.deletes).await.map(Done::Deleted),
         Call::Cas => {
-            let expected = (count > 0).then(|| Bytes::from(count.to_string()));
-            let new = Bytes::from((count + 1).to_string());
+            let expected = counter_value.map(|v| Bytes::from(v.to_string()));
+            let new = Bytes::from(n.to_string());
             store
                 .compare_and_swap(counter, expected, Some(new), SetOptions::default())
                 .await
                 .map(Done::Swapped)
         }
-    }
-}
-
-/// Sets the keys a delete call will remove.
-async fn prepare(direct: &dyn KvStore, call: Call, del_keys: &[Key], gone_keys: &[Key]) {
-    match call {
-        Call::WriteBatch => settle(direct, |s| s.batch_set(gen_entries(del_keys, DELETE_ME))).await,
-        Call::BatchDelete => {
-            settle(direct, |s| s.batch_set(gen_entries(gone_keys, DELETE_ME))).await
-        }
-        Call::BatchSet | Call::Cas => {}
     }
 }
 
@@ -357,24 +400,6 @@ async fn read(direct: &dyn KvStore, key: &Key) -> Option<u64> {
     settle(direct, |s| s.get(key))
         .await
         .map(|v| std::str::from_utf8(&v).unwrap().parse().unwrap())
-}
-
-/// `Some(true)` when every key holds `after`, `Some(false)` when every key
-/// holds `before`, `None` (and counted) for a mix.
-fn whole(
-    state: &[Option<u64>],
-    after: Option<u64>,
-    before: Option<u64>,
-    report: &mut CutReport,
-) -> Option<bool> {
-    if state.iter().all(|s| *s == after) {
-        Some(true)
-    } else if state.iter().all(|s| *s == before) {
-        Some(false)
-    } else {
-        report.partial += 1;
-        None
-    }
 }
 
 /// Runs `call` on `store` until it succeeds, retrying temporary errors for
