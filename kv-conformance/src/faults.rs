@@ -38,6 +38,20 @@ pub struct CutReport {
     pub errors: BTreeMap<&'static str, u64>,
 }
 
+impl CutReport {
+    /// Adds another run's figures to this one (runs in parallel lanes).
+    pub fn add(&mut self, other: &CutReport) {
+        self.calls += other.calls;
+        self.cuts += other.cuts;
+        self.failed += other.failed;
+        self.applied_but_failed += other.applied_but_failed;
+        self.partial += other.partial;
+        for (kind, n) in &other.errors {
+            *self.errors.entry(kind).or_default() += n;
+        }
+    }
+}
+
 impl std::fmt::Display for CutReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -150,7 +164,6 @@ pub async fn cuts_leave_no_partial_batch(
             // let that finish before arming.
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let cuts_before = proxy.cuts();
         if answer {
             // Past a pool's liveness ping sometimes (sqlx sends one before
             // handing out a connection).
@@ -161,7 +174,6 @@ pub async fn cuts_leave_no_partial_batch(
         let result = send(through, call, n, &keys, &counter, counter_value).await;
         proxy.disarm();
         report.calls += 1;
-        report.cuts += proxy.cuts() - cuts_before;
         if let Err(e) = &result {
             *report.errors.entry(e.kind().as_str()).or_default() += 1;
             assert!(
@@ -237,6 +249,10 @@ pub async fn cuts_leave_no_partial_batch(
         }
         n += 1;
     }
+
+    // The proxy's own count: a cut may register a moment after its call
+    // saw the error, so per-call differences could miss one.
+    report.cuts = proxy.cuts() - started;
 
     // Requests that arrived whole may be applied after their call failed:
     // give them time, then check every batch again.
@@ -316,8 +332,12 @@ impl CallKeys {
     /// `Some(true)` when call `call` is entirely applied, `Some(false)` when
     /// entirely absent, `None` for a mix.
     async fn state(&self, direct: &dyn KvStore, call: Call) -> Option<bool> {
-        let writes = generations(direct, &self.writes).await;
-        let deletes = generations(direct, &self.deletes).await;
+        // One read of all the keys: two reads could fall on both sides of a
+        // request that lands late (after its cut answer) and see a mix that
+        // never existed on the server.
+        let all: Vec<Key> = self.all().collect();
+        let mut writes = generations(direct, &all).await;
+        let deletes = writes.split_off(self.writes.len());
         let written = |w: &[Option<u64>]| {
             if w.iter().all(Option::is_some) {
                 Some(true)
