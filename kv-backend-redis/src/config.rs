@@ -46,6 +46,9 @@ pub struct RedisConfig {
     /// are then dropped only when a listing meets them, or by
     /// [`RedisStore::purge_expired`](crate::RedisStore::purge_expired)).
     pub purge_interval_ms: Option<u64>,
+    /// For `rediss://` with a private CA: the PEM file of the CA that signs
+    /// the server's certificate, trusted instead of the public roots.
+    pub tls_ca_file: Option<String>,
 }
 
 impl Default for RedisConfig {
@@ -56,6 +59,7 @@ impl Default for RedisConfig {
             connect_timeout_ms: millis(DEFAULT_CONNECT_TIMEOUT),
             response_timeout_ms: millis(DEFAULT_RESPONSE_TIMEOUT),
             purge_interval_ms: Some(millis(DEFAULT_PURGE_INTERVAL)),
+            tls_ca_file: None,
         }
     }
 }
@@ -98,6 +102,7 @@ impl fmt::Debug for RedisConfig {
             .field("key_prefix", &self.key_prefix)
             .field("connect_timeout_ms", &self.connect_timeout_ms)
             .field("response_timeout_ms", &self.response_timeout_ms)
+            .field("tls_ca_file", &self.tls_ca_file)
             .field("purge_interval_ms", &self.purge_interval_ms)
             .finish()
     }

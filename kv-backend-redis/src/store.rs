@@ -76,6 +76,13 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// For `rediss://` with a private CA: trust the CA in this PEM file
+    /// (instead of the public roots) to sign the server's certificate.
+    pub fn tls_ca_file(mut self, file: impl Into<String>) -> Self {
+        self.config.tls_ca_file = Some(file.into());
+        self
+    }
+
     /// How long one connection attempt may take (default 5 s).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.config.set_durations(Some(timeout), None);
@@ -133,13 +140,26 @@ impl RedisStore {
             ));
         }
         // The driver's parse errors never contain the URL; ours neither.
-        let client = redis::Client::open(config.url.as_str()).map_err(|e| {
+        let invalid = |e: redis::RedisError| {
             config_error(format!(
                 "invalid Redis URL ({:?}): expected redis://[user[:password]@]host[:port][/db] \
                  or rediss://",
                 e.kind()
             ))
-        })?;
+        };
+        let client = match &config.tls_ca_file {
+            None => redis::Client::open(config.url.as_str()).map_err(invalid)?,
+            Some(file) => {
+                let root_cert = std::fs::read(file).map_err(|e| {
+                    config_error(format!("cannot read the TLS CA file {file:?}: {e}"))
+                })?;
+                let certs = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert),
+                };
+                redis::Client::build_with_tls(config.url.as_str(), certs).map_err(invalid)?
+            }
+        };
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout()))
             .set_response_timeout(Some(config.response_timeout()))

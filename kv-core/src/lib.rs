@@ -85,6 +85,8 @@ pub use memory::{DEFAULT_MEMORY_MAX_VALUE_BYTES, MemoryStore, MemoryStoreBuilder
 pub use options::{DEFAULT_LIST_LIMIT, ListOptions, MAX_TTL, Page, SetOptions};
 pub use prefix::PrefixStore;
 pub use store::{Health, KvStore};
-pub use support::{PeriodicTask, connect_within, redact_url};
+pub use support::{
+    PeriodicTask, connect_within, is_untrusted_certificate, redact_url, untrusted_certificate_error,
+};
 pub use typed_batch::Batch;
 pub use validate::{CheckedEntry, CheckedOp, ListRange, Validator};

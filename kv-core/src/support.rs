@@ -42,6 +42,61 @@ pub async fn connect_within<T>(
     }
 }
 
+/// Whether a driver's error (or any error in its source chain) says the
+/// server's TLS certificate was not trusted: signed by a CA the client does
+/// not trust, expired, or for another name. rustls and OpenSSL word it
+/// differently, and some drivers keep only the text (MongoDB's server
+/// selection error describes the topology), so this reads the messages.
+/// Backends map such errors to `PermissionDenied`, not temporary: retrying
+/// cannot help.
+///
+/// ```
+/// let io = std::io::Error::other("invalid peer certificate: UnknownIssuer");
+/// assert!(kv_core::is_untrusted_certificate(&io));
+/// assert!(!kv_core::is_untrusted_certificate(&std::io::Error::other("connection refused")));
+/// ```
+pub fn is_untrusted_certificate(err: &(dyn std::error::Error + 'static)) -> bool {
+    const SIGNS: [&str; 5] = [
+        "invalid peer certificate",
+        "certificate verify failed",
+        "unknownissuer",
+        "unknown ca",
+        "notvalidforname",
+    ];
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string().to_ascii_lowercase();
+        if SIGNS.iter().any(|sign| text.contains(sign)) {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// The error for a driver error that [`is_untrusted_certificate`]:
+/// `PermissionDenied`, not temporary (retrying cannot help), keeping the
+/// driver's error as its source.
+///
+/// ```
+/// use kv_core::{ErrorKind, Operation, untrusted_certificate_error};
+///
+/// let io = std::io::Error::other("invalid peer certificate: UnknownIssuer");
+/// let err = untrusted_certificate_error("demo", Operation::Connect, io);
+/// assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+/// assert!(!err.is_temporary());
+/// ```
+pub fn untrusted_certificate_error(
+    backend: &'static str,
+    op: crate::Operation,
+    source: impl Into<crate::BoxError>,
+) -> crate::Error {
+    crate::Error::new(crate::ErrorKind::PermissionDenied, backend, op)
+        .with_temporary(false)
+        .with_message("the server's TLS certificate is not trusted (check the CA file)")
+        .with_source(source)
+}
+
 /// `url` with the password of its user-info replaced by `***`, for `Debug`
 /// output and logs. Works on any `scheme://user:password@host/...` string
 /// without parsing the rest; a string without a password is returned as is.
