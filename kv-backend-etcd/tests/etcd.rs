@@ -412,93 +412,15 @@ async fn auth_with_user_and_password_and_a_wrong_password_is_permission_denied()
     assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
 }
 
-/// Runs `openssl` with `args` in `dir`.
-fn openssl(dir: &std::path::Path, args: &[&str]) {
-    let status = std::process::Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("run openssl (scripts/install-test-deps.sh installs it)");
-    assert!(status.success(), "openssl {args:?} failed");
-}
-
 #[tokio::test]
 async fn tls_with_a_private_ca_works_and_is_refused_without_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let days = ["-days", "2"];
-    openssl(
-        d,
-        &[
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-subj",
-                "/CN=kv-test-ca",
-            ][..],
-            &days,
-        ]
-        .concat(),
-    );
-    openssl(
-        d,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
-    );
-    std::fs::write(
-        d.join("san.ext"),
-        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(
-        d,
-        &[
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "server.pem",
-                "-extfile",
-                "san.ext",
-            ][..],
-            &days,
-        ]
-        .concat(),
-    );
-    let Some(server) =
-        kv_testkit::private_etcd_tls(d.join("server.pem"), d.join("server.key")).await
-    else {
+    let certs = kv_testkit::TestCerts::generate();
+    let Some(server) = kv_testkit::private_etcd_tls(certs.cert(), certs.key()).await else {
         return;
     };
     let url = server.kv_url();
     assert!(url.starts_with("etcds://"), "{url}");
-    let ca = d.join("ca.pem");
-    let store = EtcdStore::connect(&format!("{url}?ca_file={}", ca.display()))
+    let store = EtcdStore::connect(&format!("{url}?ca_file={}", certs.ca().display()))
         .await
         .unwrap();
     store
@@ -513,19 +435,29 @@ async fn tls_with_a_private_ca_works_and_is_refused_without_it() {
         [Some(b("2")), Some(b("1"))]
     );
 
-    // The system roots do not know the private CA; plain HTTP/2 is not TLS.
+    // Neither the system roots nor another CA trust the server: not
+    // temporary, retrying cannot help.
     let short = "&connect_timeout_ms=1000&request_timeout_ms=3000";
-    for refused in [
+    for untrusted in [
         format!("{url}?prefix=x{short}"),
-        format!("{}?prefix=x{short}", url.replace("etcds://", "etcd://")),
+        format!("{url}?ca_file={}{short}", certs.other_ca().display()),
     ] {
-        let err = EtcdStore::connect(&refused).await.unwrap_err();
-        assert!(
-            matches!(err.kind(), ErrorKind::Unavailable | ErrorKind::Timeout),
-            "{refused}: {err}"
+        let err = EtcdStore::connect(&untrusted).await.unwrap_err();
+        println!("untrusted, refused as expected: {err}");
+        assert_eq!(
+            err.kind(),
+            ErrorKind::PermissionDenied,
+            "{untrusted}: {err}"
         );
-        println!("refused as expected: {err}");
+        assert!(!err.is_temporary(), "{err}");
     }
+    // Plain HTTP/2 to a TLS port gets no answer.
+    let plain = format!("{}?prefix=x{short}", url.replace("etcds://", "etcd://"));
+    let err = EtcdStore::connect(&plain).await.unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::Unavailable | ErrorKind::Timeout),
+        "{plain}: {err}"
+    );
 }
 
 #[tokio::test]

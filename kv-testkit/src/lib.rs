@@ -39,8 +39,10 @@ mod container;
 mod local;
 mod process;
 pub mod proxy;
+pub mod tls;
 
 pub use proxy::{FaultProxy, closed_port, seed};
+pub use tls::TestCerts;
 
 use std::any::Any;
 use std::fmt;
@@ -371,10 +373,87 @@ pub async fn private_mongo_with_auth(user: &str, password: &str) -> Option<TestS
     let options = local::MongoOptions {
         standalone: false,
         auth: Some((user.to_owned(), password.to_owned())),
+        tls: None,
     };
     match tokio::task::spawn_blocking(move || local::mongo(options)).await {
         Ok(Ok(local)) => Some(TestServer::started_here(Kind::Mongo, local, true)),
         Ok(Err(why)) => unavailable(Kind::Mongo, &why),
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    }
+}
+
+/// A new Redis of the caller's own, with `requirepass` when `password`
+/// is given (its [`url`](TestServer::url) carries it) and serving only TLS
+/// (`rediss://`) with `tls`'s server certificate when given; started from
+/// the local `redis-server`, stopped when dropped. `None` only when it is
+/// unavailable and `KV_TEST_SKIP_UNAVAILABLE=1`.
+///
+/// # Panics
+///
+/// As [`server`].
+pub async fn private_redis_secured(
+    password: Option<&str>,
+    tls: Option<&TestCerts>,
+) -> Option<TestServer> {
+    let options = local::RedisOptions {
+        password: password.map(str::to_owned),
+        tls: tls.map(|t| (t.cert(), t.key())),
+    };
+    started(Kind::Redis, move || local::redis(&options)).await
+}
+
+/// A new PostgreSQL of the caller's own requiring `scram-sha-256` with
+/// `password` for the `postgres` user when given (else `trust`; its
+/// [`url`](TestServer::url) carries the password), and with `ssl = on` and
+/// `tls`'s server certificate when given (clients choose the `sslmode`);
+/// started from the local binaries, stopped when dropped. `None` only when
+/// it is unavailable and `KV_TEST_SKIP_UNAVAILABLE=1`.
+///
+/// # Panics
+///
+/// As [`server`].
+pub async fn private_postgres_secured(
+    password: Option<&str>,
+    tls: Option<&TestCerts>,
+) -> Option<TestServer> {
+    let options = local::PostgresOptions {
+        password: password.map(str::to_owned),
+        tls: tls.map(|t| (t.cert(), t.key())),
+    };
+    started(Kind::Postgres, move || local::postgres(&options)).await
+}
+
+/// A new MongoDB of the caller's own (a one-node replica set) serving only
+/// TLS with `tls`'s server certificate (its [`url`](TestServer::url) has
+/// `tls=true`; add `tlsCAFile`); from the local `mongod` or SecantusDB,
+/// stopped when dropped. `None` only when it is unavailable and
+/// `KV_TEST_SKIP_UNAVAILABLE=1`.
+///
+/// # Panics
+///
+/// As [`server`].
+pub async fn private_mongo_tls(tls: &TestCerts) -> Option<TestServer> {
+    let options = local::MongoOptions {
+        standalone: false,
+        auth: None,
+        tls: Some(local::MongoTls {
+            cert: tls.cert(),
+            key: tls.key(),
+            cert_and_key: tls.cert_and_key(),
+            ca: tls.ca(),
+        }),
+    };
+    started(Kind::Mongo, move || local::mongo(options)).await
+}
+
+/// Starts a private local server on a blocking thread.
+async fn started(
+    kind: Kind,
+    start: impl FnOnce() -> Result<local::Local, String> + Send + 'static,
+) -> Option<TestServer> {
+    match tokio::task::spawn_blocking(start).await {
+        Ok(Ok(local)) => Some(TestServer::started_here(kind, local, true)),
+        Ok(Err(why)) => unavailable(kind, &why),
         Err(join) => std::panic::resume_unwind(join.into_panic()),
     }
 }
@@ -399,6 +478,7 @@ fn start_mongo_standalone() -> Result<TestServer, String> {
     let options = local::MongoOptions {
         standalone: true,
         auth: None,
+        tls: None,
     };
     match local::mongo(options) {
         Ok(local) => Ok(TestServer::started_here(Kind::Mongo, local, false)),

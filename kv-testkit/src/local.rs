@@ -33,8 +33,8 @@ pub(crate) fn start(kind: Kind) -> Result<Local, String> {
 
 fn start_once(kind: Kind) -> Result<Local, String> {
     match kind {
-        Kind::Redis => redis(),
-        Kind::Postgres => postgres(),
+        Kind::Redis => redis(&RedisOptions::default()),
+        Kind::Postgres => postgres(&PostgresOptions::default()),
         Kind::Etcd => etcd(),
         Kind::Mongo => mongo(MongoOptions::default()),
     }
@@ -94,14 +94,22 @@ pub(crate) fn wait_ready(kind: Kind, url: &str) -> bool {
     })
 }
 
-fn redis() -> Result<Local, String> {
+/// How a Redis test server is started.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RedisOptions {
+    /// `requirepass` (the `default` user's password).
+    pub(crate) password: Option<String>,
+    /// Serve only TLS (`tls-port`, no plain port) with this certificate and
+    /// key; clients need no certificate.
+    pub(crate) tls: Option<(PathBuf, PathBuf)>,
+}
+
+pub(crate) fn redis(options: &RedisOptions) -> Result<Local, String> {
     let program = which("redis-server").ok_or("`redis-server` is not on PATH")?;
     let port = free_port().map_err(|e| e.to_string())?.to_string();
     let dir = dir_for("redis")?;
     let dir_arg = dir.display().to_string();
-    let args = strings(&[
-        "--port",
-        &port,
+    let mut args = strings(&[
         "--bind",
         "127.0.0.1",
         "--save",
@@ -115,11 +123,47 @@ fn redis() -> Result<Local, String> {
         "--daemonize",
         "no",
     ]);
+    if let Some(password) = &options.password {
+        args.extend(strings(&["--requirepass", password]));
+    }
+    let scheme = match &options.tls {
+        Some((cert, key)) => {
+            let (cert, key) = (cert.display().to_string(), key.display().to_string());
+            args.extend(strings(&[
+                "--port",
+                "0",
+                "--tls-port",
+                &port,
+                "--tls-cert-file",
+                &cert,
+                "--tls-key-file",
+                &key,
+                "--tls-auth-clients",
+                "no",
+            ]));
+            "rediss"
+        }
+        None => {
+            args.extend(strings(&["--port", &port]));
+            "redis"
+        }
+    };
     let watched = spawn(dir, None, &program, &args)?;
     let addr = format!("127.0.0.1:{port}");
-    let url = format!("redis://{addr}");
+    let user = match &options.password {
+        Some(password) => format!(":{password}@"),
+        None => String::new(),
+    };
+    let url = format!("{scheme}://{user}{addr}");
+    let plain = options.tls.is_none() && options.password.is_none();
     ready_or_stop("redis-server", watched, url, || {
-        tcp_exchange(&addr, b"PING\r\n").is_some_and(|r| r.starts_with("+PONG"))
+        if plain {
+            tcp_exchange(&addr, b"PING\r\n").is_some_and(|r| r.starts_with("+PONG"))
+        } else {
+            addr.parse().is_ok_and(|a| {
+                std::net::TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_ok()
+            })
+        }
     })
 }
 
@@ -143,7 +187,17 @@ fn postgres_bin_dir() -> Option<PathBuf> {
     versions.pop().map(|(_, bin)| bin)
 }
 
-fn postgres() -> Result<Local, String> {
+/// How a PostgreSQL test server is started.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PostgresOptions {
+    /// Require `scram-sha-256` with this password for the `postgres` user
+    /// (else `trust`).
+    pub(crate) password: Option<String>,
+    /// Serve TLS (`ssl = on`) with this certificate and key.
+    pub(crate) tls: Option<(PathBuf, PathBuf)>,
+}
+
+pub(crate) fn postgres(options: &PostgresOptions) -> Result<Local, String> {
     let bin = postgres_bin_dir()
         .ok_or("PostgreSQL's `initdb` is neither on PATH nor under /usr/lib/postgresql/*/bin")?;
     let dir = dir_for("postgres")?;
@@ -169,6 +223,21 @@ fn postgres() -> Result<Local, String> {
         }
         None => Command::new(bin.join("initdb")),
     };
+    let auth = match &options.password {
+        Some(password) => {
+            let file = dir.join("pwfile");
+            std::fs::write(&file, password).map_err(|e| format!("cannot write the pwfile: {e}"))?;
+            if as_user.is_some() {
+                let _ = Command::new("chown")
+                    .arg("postgres:postgres")
+                    .arg(&file)
+                    .status();
+            }
+            initdb.arg(format!("--pwfile={}", file.display()));
+            "scram-sha-256"
+        }
+        None => "trust",
+    };
     let out = initdb
         .arg("-D")
         .arg(&data)
@@ -176,7 +245,7 @@ fn postgres() -> Result<Local, String> {
             "-U",
             "postgres",
             "-A",
-            "trust",
+            auth,
             "-E",
             "UTF8",
             "--locale=C",
@@ -192,7 +261,32 @@ fn postgres() -> Result<Local, String> {
         ));
     }
     let port = free_port().map_err(|e| e.to_string())?.to_string();
-    let args = vec![
+    let mut tls_args = Vec::new();
+    if let Some((cert, key)) = &options.tls {
+        // The key must belong to the server's user and be private to it.
+        for (from, to) in [(cert, "server.crt"), (key, "server.key")] {
+            std::fs::copy(from, data.join(to)).map_err(|e| format!("cannot copy {to}: {e}"))?;
+            if as_user.is_some() {
+                let _ = Command::new("chown")
+                    .arg("postgres:postgres")
+                    .arg(data.join(to))
+                    .status();
+            }
+        }
+        let _ = Command::new("chmod")
+            .arg("600")
+            .arg(data.join("server.key"))
+            .status();
+        for setting in [
+            "ssl=on",
+            "ssl_cert_file=server.crt",
+            "ssl_key_file=server.key",
+        ] {
+            tls_args.push("-c".to_owned());
+            tls_args.push(setting.to_owned());
+        }
+    }
+    let mut args = vec![
         "-D".into(),
         data.display().to_string(),
         "-p".into(),
@@ -207,8 +301,13 @@ fn postgres() -> Result<Local, String> {
         "-c".into(),
         "shared_buffers=128MB".into(),
     ];
+    args.extend(tls_args);
     let watched = spawn(dir, as_user, &bin.join("postgres"), &args)?;
-    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    let user = match &options.password {
+        Some(password) => format!("postgres:{password}"),
+        None => "postgres".to_owned(),
+    };
+    let url = format!("postgres://{user}@127.0.0.1:{port}/postgres");
     let pg_isready = bin.join("pg_isready");
     ready_or_stop("postgres", watched, url, || {
         Command::new(&pg_isready)
@@ -296,7 +395,7 @@ fn secantus_python() -> PathBuf {
 /// Starts SecantusDB and prints its port when it listens. Arguments: the
 /// replica set name (empty: a standalone server), the port (the same one
 /// again after a restart), and a user and password (empty: no
-/// authentication). Without a user the data lives in memory; with one it
+/// authentication), and a TLS certificate and key (empty: no TLS). Without a user the data lives in memory; with one it
 /// lives in `./data`: the user is created on a first start without
 /// authentication, then the server starts again requiring it (SecantusDB
 /// has no localhost exception).
@@ -304,6 +403,7 @@ const SECANTUS: &str = r#"
 import signal, sys, threading
 from secantus import SecantusDBServer
 rs, port, user, password = sys.argv[1] or None, int(sys.argv[2]), sys.argv[3], sys.argv[4]
+cert, key = sys.argv[5] or None, sys.argv[6] or None
 def server(port, **kw):
     return SecantusDBServer(host="127.0.0.1", port=port, ttl_sweep_seconds=1.0,
                             replica_set_name=rs, **kw)
@@ -315,9 +415,9 @@ if user:
     client.admin.command("createUser", user, pwd=password, roles=[{"role": "root", "db": "admin"}])
     client.close()
     first.stop()
-    main = server(port, storage_path="data", require_auth=True)
+    main = server(port, storage_path="data", require_auth=True, tls_cert_file=cert, tls_key_file=key)
 else:
-    main = server(port, storage_path=":memory:")
+    main = server(port, storage_path=":memory:", tls_cert_file=cert, tls_key_file=key)
 main.start()
 print("KV-TESTKIT-READY", main.port, flush=True)
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -331,6 +431,30 @@ pub(crate) struct MongoOptions {
     pub(crate) standalone: bool,
     /// Require authentication, with this root user and password.
     pub(crate) auth: Option<(String, String)>,
+    /// Serve only TLS with these files.
+    pub(crate) tls: Option<MongoTls>,
+}
+
+/// The files of a TLS MongoDB test server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MongoTls {
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
+    /// Certificate and key in one file (mongod's `--tlsCertificateKeyFile`).
+    pub(crate) cert_and_key: PathBuf,
+    /// The CA, for `mongosh`.
+    pub(crate) ca: PathBuf,
+}
+
+impl MongoOptions {
+    /// The URL's options after `?`.
+    fn url_options(&self) -> &'static str {
+        if self.tls.is_some() {
+            "directConnection=true&tls=true"
+        } else {
+            "directConnection=true"
+        }
+    }
 }
 
 pub(crate) fn mongo(options: MongoOptions) -> Result<Local, String> {
@@ -351,6 +475,9 @@ pub(crate) fn mongo(options: MongoOptions) -> Result<Local, String> {
     let port = free_port().map_err(|e| e.to_string())?;
     let replica_set = if options.standalone { "" } else { "secantus" };
     let (user, password) = options.auth.clone().unwrap_or_default();
+    let (cert, key) = options.tls.as_ref().map_or_else(Default::default, |t| {
+        (t.cert.display().to_string(), t.key.display().to_string())
+    });
     let watched = spawn(
         dir,
         None,
@@ -363,6 +490,8 @@ pub(crate) fn mongo(options: MongoOptions) -> Result<Local, String> {
             port.to_string(),
             user,
             password,
+            cert,
+            key,
         ],
     )?;
     let ready = wait_until(READY_TIMEOUT, || {
@@ -373,7 +502,7 @@ pub(crate) fn mongo(options: MongoOptions) -> Result<Local, String> {
     });
     match ready {
         true => Ok(Local {
-            url: format!("mongodb://127.0.0.1:{port}/?directConnection=true"),
+            url: format!("mongodb://127.0.0.1:{port}/?{}", options.url_options()),
             watched,
         }),
         false => {
@@ -407,6 +536,19 @@ fn mongod_server(mongod: &Path, options: MongoOptions) -> Result<Local, String> 
     if options.auth.is_some() {
         args.push("--auth".into());
     }
+    let mut shell_tls = Vec::new();
+    if let Some(tls) = &options.tls {
+        args.extend(["--tlsMode".into(), "requireTLS".into()]);
+        args.extend([
+            "--tlsCertificateKeyFile".into(),
+            tls.cert_and_key.display().to_string(),
+        ]);
+        shell_tls = vec![
+            "--tls".to_owned(),
+            "--tlsCAFile".to_owned(),
+            tls.ca.display().to_string(),
+        ];
+    }
     if !options.standalone {
         args.extend(["--replSet".into(), "kvtest".into()]);
         if options.auth.is_some() {
@@ -416,7 +558,7 @@ fn mongod_server(mongod: &Path, options: MongoOptions) -> Result<Local, String> 
             args.extend(["--keyFile".into(), key_file.display().to_string()]);
         }
     }
-    let url = format!("mongodb://127.0.0.1:{port}/?directConnection=true");
+    let url = format!("mongodb://127.0.0.1:{port}/?{}", options.url_options());
     let watched = spawn(dir, None, mongod, &args)?;
     let create_user = options.auth.as_ref().map(|(user, password)| {
         format!(
@@ -427,7 +569,9 @@ fn mongod_server(mongod: &Path, options: MongoOptions) -> Result<Local, String> 
     });
     let eval = |script: &str| {
         Command::new(&mongosh)
-            .args(["--quiet", "--port", &port, "--eval", script])
+            .args(["--quiet", "--port", &port])
+            .args(&shell_tls)
+            .args(["--eval", script])
             .output()
             .is_ok_and(|o| {
                 o.status.success() && String::from_utf8_lossy(&o.stdout).contains("true")
