@@ -65,6 +65,11 @@ pub struct MongoConfig {
     /// milliseconds, so a write blocked behind another client's open
     /// transaction fails with `Timeout` instead of waiting forever.
     pub max_time_ms: u64,
+    /// The longest one call may take on the client, in milliseconds,
+    /// whatever the server does (a stalled connection, a lost answer): then
+    /// it fails with `Timeout`. Longer than `max_time_ms`, so the server's
+    /// limit normally answers first.
+    pub request_timeout_ms: u64,
     /// Create the TTL index on `e` when the store connects (on by default;
     /// turn it off when the application's user may not create indexes and
     /// an administrator has created it).
@@ -88,7 +93,8 @@ impl Default for MongoConfig {
             url: "mongodb://localhost:27017".to_owned(),
             database: None,
             collection: None,
-            connect_timeout_ms: 10_000,
+            connect_timeout_ms: 5_000,
+            request_timeout_ms: 60_000,
             max_time_ms: 30_000,
             create_indexes: true,
             transaction_retries: 8,
@@ -150,6 +156,10 @@ impl MongoConfig {
 
     pub(crate) fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    pub(crate) fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
     }
 
     pub(crate) fn max_time(&self) -> Duration {
@@ -233,6 +243,7 @@ impl fmt::Debug for MongoConfig {
             .field("collection", &self.collection)
             .field("connect_timeout_ms", &self.connect_timeout_ms)
             .field("max_time_ms", &self.max_time_ms)
+            .field("request_timeout_ms", &self.request_timeout_ms)
             .field("create_indexes", &self.create_indexes)
             .field("transaction_retries", &self.transaction_retries)
             .field("max_batch_ops", &self.max_batch_ops)

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use kv_core::stamp::now_millis;
 use kv_core::{
-    Capabilities, Entry, Key, KvStore, ListOptions, MAX_KEY_BYTES, Operation, Page, Result,
-    SetOptions, Validator, WriteOp, prefix_successor_str,
+    Capabilities, Entry, Error, ErrorKind, Key, KvStore, ListOptions, MAX_KEY_BYTES, Operation,
+    Page, Result, SetOptions, Validator, WriteOp, connect_within, prefix_successor_str,
 };
 use mongodb::bson::{Document, RawDocument, RawDocumentBuf, doc};
 use mongodb::options::{ClientOptions, IndexOptions, ReadConcern};
@@ -95,9 +95,16 @@ impl MongoStoreBuilder {
         self
     }
 
-    /// How long finding and connecting to a server may take (default 10 s).
+    /// How long finding and connecting to a server may take (default 5 s).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.config.connect_timeout_ms = u64::try_from(millis(timeout)).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// The longest one call may take on the client (default 60 s): then
+    /// it fails with `Timeout`, even on a stalled connection.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.config.request_timeout_ms = u64::try_from(millis(timeout)).unwrap_or(u64::MAX);
         self
     }
 
@@ -187,7 +194,8 @@ impl MongoStore {
         options.app_name = options.app_name.or(Some("kv".to_owned()));
         let client =
             Client::with_options(options).map_err(|e| map_mongo_error(Operation::Connect, e))?;
-        Self::with_client(client, config).await
+        let timeout = config.connect_timeout();
+        connect_within(BACKEND, timeout, Self::with_client(client, config)).await
     }
 
     async fn with_client(client: Client, config: MongoConfig) -> Result<Self> {
@@ -231,6 +239,23 @@ impl MongoStore {
             validator: Validator::new(BACKEND, caps),
             config: Arc::new(config),
         })
+    }
+
+    /// Runs one call within the request timeout.
+    async fn timed<T>(
+        &self,
+        op: Operation,
+        call: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let timeout = self.config.request_timeout();
+        match tokio::time::timeout(timeout, call).await {
+            Ok(done) => done,
+            Err(_) => Err(
+                Error::new(ErrorKind::Timeout, BACKEND, op).with_message(format!(
+                    "no answer within the request timeout ({timeout:?})"
+                )),
+            ),
+        }
     }
 
     /// This store as `Arc<dyn KvStore>`.
@@ -416,138 +441,159 @@ impl KvStore for MongoStore {
     }
 
     async fn get(&self, key: &Key) -> Result<Option<Bytes>> {
-        let op = Operation::Get;
-        let found = self
-            .coll
-            .find_one(doc::live_key(key, now_millis()))
-            .projection(doc! {VALUE: 1, "_id": 0})
-            .max_time(self.runner.max_time)
-            .await
-            .map_err(|e| map_mongo_error(op, e))?;
-        found
-            .map(|d| doc::value_of(op, key.as_str(), &d))
-            .transpose()
+        self.timed(Operation::Get, async {
+            let op = Operation::Get;
+            let found = self
+                .coll
+                .find_one(doc::live_key(key, now_millis()))
+                .projection(doc! {VALUE: 1, "_id": 0})
+                .max_time(self.runner.max_time)
+                .await
+                .map_err(|e| map_mongo_error(op, e))?;
+            found
+                .map(|d| doc::value_of(op, key.as_str(), &d))
+                .transpose()
+        })
+        .await
     }
 
     async fn set(&self, key: &Key, value: Bytes, options: SetOptions) -> Result<()> {
-        let ttl = self.validator.set(key, &value, options)?;
-        let entry = Entry {
-            key: key.clone(),
-            value,
-            ttl,
-        };
-        let command = doc::command(
-            "update",
-            self.collection_name(),
-            "updates",
-            vec![doc::upsert(&entry, now_millis())],
-        );
-        self.runner.command(Operation::Set, command).await?;
-        Ok(())
+        self.timed(Operation::Set, async {
+            let ttl = self.validator.set(key, &value, options)?;
+            let entry = Entry {
+                key: key.clone(),
+                value,
+                ttl,
+            };
+            let command = doc::command(
+                "update",
+                self.collection_name(),
+                "updates",
+                vec![doc::upsert(&entry, now_millis())],
+            );
+            self.runner.command(Operation::Set, command).await?;
+            Ok(())
+        })
+        .await
     }
 
     async fn delete(&self, key: &Key) -> Result<bool> {
-        let op = Operation::Delete;
-        let removed = self
-            .coll
-            .find_one_and_delete(doc! {"_id": key.as_str()})
-            .projection(doc! {EXPIRES: 1})
-            .max_time(self.runner.max_time)
-            .await
-            .map_err(|e| map_mongo_error(op, e))?;
-        let now = now_millis();
-        Ok(removed.is_some_and(|d| doc::is_live(&d, now)))
+        self.timed(Operation::Delete, async {
+            let op = Operation::Delete;
+            let removed = self
+                .coll
+                .find_one_and_delete(doc! {"_id": key.as_str()})
+                .projection(doc! {EXPIRES: 1})
+                .max_time(self.runner.max_time)
+                .await
+                .map_err(|e| map_mongo_error(op, e))?;
+            let now = now_millis();
+            Ok(removed.is_some_and(|d| doc::is_live(&d, now)))
+        })
+        .await
     }
 
     async fn exists(&self, key: &Key) -> Result<bool> {
-        let op = Operation::Exists;
-        let found = self
-            .coll
-            .find_one(doc::live_key(key, now_millis()))
-            .projection(doc! {"_id": 1})
-            .max_time(self.runner.max_time)
-            .await
-            .map_err(|e| map_mongo_error(op, e))?;
-        Ok(found.is_some())
+        self.timed(Operation::Exists, async {
+            let op = Operation::Exists;
+            let found = self
+                .coll
+                .find_one(doc::live_key(key, now_millis()))
+                .projection(doc! {"_id": 1})
+                .max_time(self.runner.max_time)
+                .await
+                .map_err(|e| map_mongo_error(op, e))?;
+            Ok(found.is_some())
+        })
+        .await
     }
 
     async fn list(&self, prefix: &str, options: ListOptions) -> Result<Page> {
-        let op = Operation::List;
-        let range = self.validator.list(prefix, &options)?;
-        if range.exhausted {
-            return Ok(Page::default());
-        }
-        let mut id = match &range.start_after {
-            Some(after) => doc! {"$gt": after.as_str()},
-            None => doc! {"$gte": range.prefix.as_str()},
-        };
-        if let Some(end) = prefix_successor_str(&range.prefix) {
-            id.insert("$lt", end);
-        }
-        let want = range.limit.saturating_add(1);
-        let mut cursor = self
-            .coll
-            .find(doc! {"_id": id, EXPIRES: doc::live(now_millis())})
-            .projection(doc! {"_id": 1})
-            .sort(doc! {"_id": 1})
-            .limit(i64::try_from(want).unwrap_or(i64::MAX))
-            .batch_size(u32::try_from(want).unwrap_or(u32::MAX))
-            .max_time(self.runner.max_time)
-            .await
-            .map_err(|e| map_mongo_error(op, e))?;
-        let mut keys = Vec::with_capacity(want.min(1024));
-        while cursor.advance().await.map_err(|e| map_mongo_error(op, e))? {
-            keys.push(doc::id_of(op, cursor.current())?);
-        }
-        Ok(Page::from_fetched(keys, range.limit))
+        self.timed(Operation::List, async {
+            let op = Operation::List;
+            let range = self.validator.list(prefix, &options)?;
+            if range.exhausted {
+                return Ok(Page::default());
+            }
+            let mut id = match &range.start_after {
+                Some(after) => doc! {"$gt": after.as_str()},
+                None => doc! {"$gte": range.prefix.as_str()},
+            };
+            if let Some(end) = prefix_successor_str(&range.prefix) {
+                id.insert("$lt", end);
+            }
+            let want = range.limit.saturating_add(1);
+            let mut cursor = self
+                .coll
+                .find(doc! {"_id": id, EXPIRES: doc::live(now_millis())})
+                .projection(doc! {"_id": 1})
+                .sort(doc! {"_id": 1})
+                .limit(i64::try_from(want).unwrap_or(i64::MAX))
+                .batch_size(u32::try_from(want).unwrap_or(u32::MAX))
+                .max_time(self.runner.max_time)
+                .await
+                .map_err(|e| map_mongo_error(op, e))?;
+            let mut keys = Vec::with_capacity(want.min(1024));
+            while cursor.advance().await.map_err(|e| map_mongo_error(op, e))? {
+                keys.push(doc::id_of(op, cursor.current())?);
+            }
+            Ok(Page::from_fetched(keys, range.limit))
+        })
+        .await
     }
 
     async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let op = Operation::BatchGet;
-        let distinct = self.validator.distinct_keys(op, keys)?;
-        let found = self
-            .find_live(op, &distinct, doc! {VALUE: 1}, |key, current, _| {
-                doc::value_of(op, key, current)
-            })
-            .await?;
-        Ok(keys
-            .iter()
-            .map(|k| found.get(k.as_str()).cloned())
-            .collect())
+        self.timed(Operation::BatchGet, async {
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            let op = Operation::BatchGet;
+            let distinct = self.validator.distinct_keys(op, keys)?;
+            let found = self
+                .find_live(op, &distinct, doc! {VALUE: 1}, |key, current, _| {
+                    doc::value_of(op, key, current)
+                })
+                .await?;
+            Ok(keys
+                .iter()
+                .map(|k| found.get(k.as_str()).cloned())
+                .collect())
+        })
+        .await
     }
 
     async fn batch_get_with_ttl(&self, keys: &[Key]) -> Result<Vec<Option<Entry>>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let op = Operation::BatchGetWithTtl;
-        let distinct = self.validator.distinct_keys(op, keys)?;
-        let found = self
-            .find_live(
-                op,
-                &distinct,
-                doc! {VALUE: 1, EXPIRES: 1},
-                |key, current, now| {
-                    Ok((
-                        doc::value_of(op, key, current)?,
-                        doc::ttl_of(op, key, current, now)?,
-                    ))
-                },
-            )
-            .await?;
-        Ok(keys
-            .iter()
-            .map(|k| {
-                found.get(k.as_str()).map(|(value, ttl)| Entry {
-                    key: k.clone(),
-                    value: value.clone(),
-                    ttl: *ttl,
+        self.timed(Operation::BatchGetWithTtl, async {
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            let op = Operation::BatchGetWithTtl;
+            let distinct = self.validator.distinct_keys(op, keys)?;
+            let found = self
+                .find_live(
+                    op,
+                    &distinct,
+                    doc! {VALUE: 1, EXPIRES: 1},
+                    |key, current, now| {
+                        Ok((
+                            doc::value_of(op, key, current)?,
+                            doc::ttl_of(op, key, current, now)?,
+                        ))
+                    },
+                )
+                .await?;
+            Ok(keys
+                .iter()
+                .map(|k| {
+                    found.get(k.as_str()).map(|(value, ttl)| Entry {
+                        key: k.clone(),
+                        value: value.clone(),
+                        ttl: *ttl,
+                    })
                 })
-            })
-            .collect())
+                .collect())
+        })
+        .await
     }
 
     /// Copies the entries into [`batch_set`](Self::batch_set): the update command is built from validated owned entries.
@@ -556,31 +602,37 @@ impl KvStore for MongoStore {
     }
 
     async fn batch_set(&self, entries: Vec<Entry>) -> Result<()> {
-        let entries = self.validator.entries(entries)?;
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let refs: Vec<&Entry> = entries.iter().collect();
-        let commands = self.update_commands(&refs, now_millis());
-        self.runner.batch(Operation::BatchSet, commands).await?;
-        Ok(())
+        self.timed(Operation::BatchSet, async {
+            let entries = self.validator.entries(entries)?;
+            if entries.is_empty() {
+                return Ok(());
+            }
+            let refs: Vec<&Entry> = entries.iter().collect();
+            let commands = self.update_commands(&refs, now_millis());
+            self.runner.batch(Operation::BatchSet, commands).await?;
+            Ok(())
+        })
+        .await
     }
 
     async fn batch_delete(&self, keys: &[Key]) -> Result<u64> {
-        if keys.is_empty() {
-            return Ok(0);
-        }
-        let op = Operation::BatchDelete;
-        let distinct = self.validator.distinct_keys(op, keys)?;
-        let now = now_millis();
-        // The live documents first (their count is the answer), then the
-        // expired ones, which are removed without being counted.
-        let live = self.delete_commands(op, &distinct, Some(&doc::live(now)))?;
-        let live_commands = live.len();
-        let mut commands = live;
-        commands.extend(self.delete_commands(op, &distinct, Some(&doc::expired(now)))?);
-        let replies = self.runner.batch(op, commands).await?;
-        Ok(replies[..live_commands].iter().map(doc::count).sum())
+        self.timed(Operation::BatchDelete, async {
+            if keys.is_empty() {
+                return Ok(0);
+            }
+            let op = Operation::BatchDelete;
+            let distinct = self.validator.distinct_keys(op, keys)?;
+            let now = now_millis();
+            // The live documents first (their count is the answer), then the
+            // expired ones, which are removed without being counted.
+            let live = self.delete_commands(op, &distinct, Some(&doc::live(now)))?;
+            let live_commands = live.len();
+            let mut commands = live;
+            commands.extend(self.delete_commands(op, &distinct, Some(&doc::expired(now)))?);
+            let replies = self.runner.batch(op, commands).await?;
+            Ok(replies[..live_commands].iter().map(doc::count).sum())
+        })
+        .await
     }
 
     /// Copies the operations into [`write_batch`](Self::write_batch): the update command is built from validated owned entries.
@@ -589,24 +641,27 @@ impl KvStore for MongoStore {
     }
 
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<()> {
-        let op = Operation::WriteBatch;
-        let ops = self.validator.write_ops(ops)?;
-        if ops.is_empty() {
-            return Ok(());
-        }
-        let (mut puts, mut deletes) = (Vec::new(), Vec::new());
-        for write in &ops {
-            match write {
-                WriteOp::Put(entry) => puts.push(entry),
-                WriteOp::Delete(key) => deletes.push(key),
+        self.timed(Operation::WriteBatch, async {
+            let op = Operation::WriteBatch;
+            let ops = self.validator.write_ops(ops)?;
+            if ops.is_empty() {
+                return Ok(());
             }
-        }
-        // The validator kept one operation per key, so the order of the
-        // two commands does not matter.
-        let mut commands = self.update_commands(&puts, now_millis());
-        commands.extend(self.delete_commands(op, &deletes, None)?);
-        self.runner.batch(op, commands).await?;
-        Ok(())
+            let (mut puts, mut deletes) = (Vec::new(), Vec::new());
+            for write in &ops {
+                match write {
+                    WriteOp::Put(entry) => puts.push(entry),
+                    WriteOp::Delete(key) => deletes.push(key),
+                }
+            }
+            // The validator kept one operation per key, so the order of the
+            // two commands does not matter.
+            let mut commands = self.update_commands(&puts, now_millis());
+            commands.extend(self.delete_commands(op, &deletes, None)?);
+            self.runner.batch(op, commands).await?;
+            Ok(())
+        })
+        .await
     }
 
     async fn compare_and_swap(
@@ -616,57 +671,63 @@ impl KvStore for MongoStore {
         new: Option<Bytes>,
         options: SetOptions,
     ) -> Result<bool> {
-        let op = Operation::CompareAndSwap;
-        let ttl = self
-            .validator
-            .cas(key, expected.as_deref(), new.as_deref(), options)?;
-        let now = now_millis();
-        match (expected, new) {
-            // Replace the live document holding exactly `expected`.
-            (Some(expected), Some(new)) => {
-                let mut q = doc::live_key(key, now);
-                q.insert(VALUE, binary(&expected));
-                let stored = doc::stored(key.as_str(), &new, ttl, now);
-                Ok(self.update_one(op, q, stored, false).await? == Some(1))
+        self.timed(Operation::CompareAndSwap, async {
+            let op = Operation::CompareAndSwap;
+            let ttl = self
+                .validator
+                .cas(key, expected.as_deref(), new.as_deref(), options)?;
+            let now = now_millis();
+            match (expected, new) {
+                // Replace the live document holding exactly `expected`.
+                (Some(expected), Some(new)) => {
+                    let mut q = doc::live_key(key, now);
+                    q.insert(VALUE, binary(&expected));
+                    let stored = doc::stored(key.as_str(), &new, ttl, now);
+                    Ok(self.update_one(op, q, stored, false).await? == Some(1))
+                }
+                // Insert, or replace an expired document; a live one makes the
+                // upsert's insert fail on the _id: no swap.
+                (None, Some(new)) => {
+                    let q = doc! {"_id": key.as_str(), EXPIRES: doc::expired(now)};
+                    let stored = doc::stored(key.as_str(), &new, ttl, now);
+                    Ok(self
+                        .update_one(op, q, stored, true)
+                        .await?
+                        .is_some_and(|n| n == 1))
+                }
+                (Some(expected), None) => {
+                    let mut q = doc::live_key(key, now);
+                    q.insert(VALUE, binary(&expected));
+                    let statement = doc::delete(q).map_err(|e| encode_error(op, e))?;
+                    let command =
+                        doc::command("delete", self.collection_name(), "deletes", vec![statement]);
+                    let reply = self.runner.command(op, command).await?;
+                    Ok(doc::count(&reply) == 1)
+                }
+                // "Delete if absent": true exactly when no live document exists.
+                (None, None) => Ok(!self
+                    .exists(key)
+                    .await
+                    .map_err(|e| e.in_context(BACKEND, op))?),
             }
-            // Insert, or replace an expired document; a live one makes the
-            // upsert's insert fail on the _id: no swap.
-            (None, Some(new)) => {
-                let q = doc! {"_id": key.as_str(), EXPIRES: doc::expired(now)};
-                let stored = doc::stored(key.as_str(), &new, ttl, now);
-                Ok(self
-                    .update_one(op, q, stored, true)
-                    .await?
-                    .is_some_and(|n| n == 1))
-            }
-            (Some(expected), None) => {
-                let mut q = doc::live_key(key, now);
-                q.insert(VALUE, binary(&expected));
-                let statement = doc::delete(q).map_err(|e| encode_error(op, e))?;
-                let command =
-                    doc::command("delete", self.collection_name(), "deletes", vec![statement]);
-                let reply = self.runner.command(op, command).await?;
-                Ok(doc::count(&reply) == 1)
-            }
-            // "Delete if absent": true exactly when no live document exists.
-            (None, None) => Ok(!self
-                .exists(key)
-                .await
-                .map_err(|e| e.in_context(BACKEND, op))?),
-        }
+        })
+        .await
     }
 
     async fn health(&self) -> Result<kv_core::Health> {
-        let started = Instant::now();
-        self.runner
-            .db
-            .run_command(doc! {"ping": 1})
-            .await
-            .map_err(|e| map_mongo_error(Operation::Health, e))?;
-        Ok(kv_core::Health {
-            backend: BACKEND,
-            latency: started.elapsed(),
+        self.timed(Operation::Health, async {
+            let started = Instant::now();
+            self.runner
+                .db
+                .run_command(doc! {"ping": 1})
+                .await
+                .map_err(|e| map_mongo_error(Operation::Health, e))?;
+            Ok(kv_core::Health {
+                backend: BACKEND,
+                latency: started.elapsed(),
+            })
         })
+        .await
     }
 }
 
