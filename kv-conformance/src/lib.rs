@@ -28,6 +28,7 @@
 // A test suite: failures are panics with messages.
 #![allow(clippy::unwrap_used)]
 
+pub mod bad_input;
 pub mod batch;
 pub mod bulk;
 pub mod cas;
@@ -93,6 +94,7 @@ macro_rules! __for_each_case {
             keys::nearly_equal_keys_are_distinct,
             keys::glob_keys_match_only_themselves,
             keys::invalid_list_prefix_is_rejected,
+            bad_input::every_class_of_bad_input_is_typed_and_writes_nothing,
             batch::empty_batches_are_valid,
             batch::batch_get_is_aligned_with_missing_keys,
             batch::batch_get_answers_duplicates_at_each_position,
