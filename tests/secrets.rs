@@ -1,15 +1,16 @@
 //! No password in any output: for Redis (`requirepass`), PostgreSQL
-//! (`scram-sha-256`) and MongoDB (SCRAM), a client built by `kv::connect`
+//! (`scram-sha-256`), etcd (auth enabled, a root user) and MongoDB (SCRAM),
+//! a client built by `kv::connect`
 //! from a URL with the password, wrapped in the tracing and metrics layers,
 //! runs calls that succeed and calls that fail; then every span and event
 //! the fmt subscriber wrote, the rendered Prometheus metrics, the client's
 //! `Debug`, and every error's `Display` and `Debug` (a wrong password's
-//! too) are scanned for the password. (etcd's auth test does the same for
-//! its errors and `Debug`; the CLI's test for its output.)
+//! too) are scanned for the password. (The CLI's test scans its output.)
 
 #![cfg(all(
     feature = "redis",
     feature = "postgres",
+    feature = "etcd",
     feature = "mongo",
     feature = "tracing",
     feature = "metrics"
@@ -97,11 +98,28 @@ async fn no_password_shows_in_spans_metrics_debug_or_errors() {
     let Some(mongo) = kv_testkit::private_mongo_with_auth("kvuser", PASSWORD).await else {
         return;
     };
+    let Some(etcd) = kv_testkit::private(kv_testkit::Kind::Etcd).await else {
+        return;
+    };
+    let mut admin = etcd_client::Client::connect([etcd.url()], None)
+        .await
+        .unwrap();
+    admin.user_add("root", PASSWORD, None).await.unwrap();
+    admin.user_grant_role("root", "root").await.unwrap();
+    admin.auth_enable().await.unwrap();
+    let etcd_url = etcd
+        .kv_url()
+        .replace("etcd://", &format!("etcd://root:{PASSWORD}@"));
     let mongo_url = mongo
         .url()
         .replace("mongodb://", &format!("mongodb://kvuser:{PASSWORD}@"))
         .replace("/?", "/kv?authSource=admin&");
-    for url in [redis.url().to_owned(), postgres.url().to_owned(), mongo_url] {
+    for url in [
+        redis.url().to_owned(),
+        postgres.url().to_owned(),
+        etcd_url,
+        mongo_url,
+    ] {
         assert!(url.contains(PASSWORD), "{url}");
         exercise(&url, &mut out).await;
     }
