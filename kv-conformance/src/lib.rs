@@ -343,6 +343,7 @@ mod tests {
             ("ext", include_str!("ext.rs")),
             ("bulk", include_str!("bulk.rs")),
             ("export", include_str!("export.rs")),
+            ("bad_input", include_str!("bad_input.rs")),
         ];
         let mut defined: Vec<String> = modules
             .iter()
