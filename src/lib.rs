@@ -28,15 +28,54 @@
 //!
 //! ## Backends and URLs
 //!
-//! | scheme | backend | cargo feature | status |
+//! Each backend is compiled in by its cargo feature (`full` turns on all of
+//! them); the last column says which are in this build of the docs.
+//!
+//! | scheme | backend | cargo feature | in this build |
 //! |---|---|---|---|
-//! | `memory://` | in-process, the reference implementation | `memory` (default) | available |
-//! | `redis://`, `rediss://` | Redis ([`redis`] module) | `redis` | available |
-//! | `postgres://`, `postgresql://` | PostgreSQL ([`postgres`] module) | `postgres` | available |
-//! | `rocksdb:///abs/path`, `rocksdb://./rel/path` | RocksDB, embedded ([`rocksdb`] module) | `rocksdb` | available |
-//! | `etcd://host:port[,host:port]`, `etcds://` | etcd ([`etcd`] module) | `etcd` | available |
-//! | `mongodb://host[:port][,host...]/database[?collection=c&...]`, `mongodb+srv://` | MongoDB ([`mongo`] module) | `mongo` | available |
+//! | `memory://` | in-process, the reference implementation | `memory` (default) | yes |
+#![cfg_attr(
+    feature = "redis",
+    doc = "| `redis://`, `rediss://` | Redis ([`redis`](mod@redis) module) | `redis` | yes |"
+)]
+#![cfg_attr(
+    not(feature = "redis"),
+    doc = "| `redis://`, `rediss://` | Redis (`redis` module) | `redis` | no: enable the `redis` feature |"
+)]
+#![cfg_attr(
+    feature = "postgres",
+    doc = "| `postgres://`, `postgresql://` | PostgreSQL ([`postgres`](mod@postgres) module) | `postgres` | yes |"
+)]
+#![cfg_attr(
+    not(feature = "postgres"),
+    doc = "| `postgres://`, `postgresql://` | PostgreSQL (`postgres` module) | `postgres` | no: enable the `postgres` feature |"
+)]
+#![cfg_attr(
+    feature = "rocksdb",
+    doc = "| `rocksdb:///abs/path`, `rocksdb://./rel/path` | RocksDB, embedded ([`rocksdb`](mod@rocksdb) module) | `rocksdb` | yes |"
+)]
+#![cfg_attr(
+    not(feature = "rocksdb"),
+    doc = "| `rocksdb:///abs/path`, `rocksdb://./rel/path` | RocksDB, embedded (`rocksdb` module) | `rocksdb` | no: enable the `rocksdb` feature |"
+)]
+#![cfg_attr(
+    feature = "etcd",
+    doc = "| `etcd://host:port[,host:port]`, `etcds://` | etcd ([`etcd`](mod@etcd) module) | `etcd` | yes |"
+)]
+#![cfg_attr(
+    not(feature = "etcd"),
+    doc = "| `etcd://host:port[,host:port]`, `etcds://` | etcd (`etcd` module) | `etcd` | no: enable the `etcd` feature |"
+)]
+#![cfg_attr(
+    feature = "mongo",
+    doc = "| `mongodb://host[:port][,host...]/database[?collection=c&...]`, `mongodb+srv://` | MongoDB ([`mongo`](mod@mongo) module) | `mongo` | yes |"
+)]
+#![cfg_attr(
+    not(feature = "mongo"),
+    doc = "| `mongodb://host[:port][,host...]/database[?collection=c&...]`, `mongodb+srv://` | MongoDB (`mongo` module) | `mongo` | no: enable the `mongo` feature |"
+)]
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 #![warn(missing_debug_implementations, unreachable_pub)]
 
@@ -47,6 +86,7 @@ pub use kv_core::*;
 /// The Redis backend (feature `redis`): [`RedisStore`](redis::RedisStore),
 /// its builder and config, and the `redis` driver itself.
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis {
     pub use kv_backend_redis::*;
 }
@@ -55,6 +95,7 @@ pub mod redis {
 /// [`PostgresStore`](postgres::PostgresStore), its builder and config, and
 /// `sqlx` itself.
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres {
     pub use kv_backend_postgres::*;
 }
@@ -63,6 +104,7 @@ pub mod postgres {
 /// [`RocksDbStore`](rocksdb::RocksDbStore), its builder and config, and the
 /// `rocksdb` crate itself.
 #[cfg(feature = "rocksdb")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rocksdb")))]
 pub mod rocksdb {
     pub use kv_backend_rocksdb::*;
 }
@@ -70,6 +112,7 @@ pub mod rocksdb {
 /// The etcd backend (feature `etcd`): [`EtcdStore`](etcd::EtcdStore), its
 /// builder and config, and the `etcd_client` driver itself.
 #[cfg(feature = "etcd")]
+#[cfg_attr(docsrs, doc(cfg(feature = "etcd")))]
 pub mod etcd {
     pub use kv_backend_etcd::*;
 }
@@ -77,6 +120,7 @@ pub mod etcd {
 /// The MongoDB backend (feature `mongo`): [`MongoStore`](mongo::MongoStore),
 /// its builder and config, and the `mongodb` driver itself.
 #[cfg(feature = "mongo")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mongo")))]
 pub mod mongo {
     pub use kv_backend_mongo::*;
 }

@@ -11,7 +11,7 @@
 //! - [`Layer`]s: retry, timeout, concurrency limit, tracing (feature
 //!   `tracing`) and metrics (feature `metrics`) around any store.
 //! - [`Kv`]: the typed client applications use, with [`Codec`]s
-//!   ([`Json`], [`MessagePack`] behind the `msgpack` feature, [`Raw`]) and
+//!   ([`Json`], `MessagePack` behind the `msgpack` feature, [`Raw`]) and
 //!   namespaces.
 //! - [`MemoryStore`]: the in-memory reference backend.
 //! - [`Key`], [`Error`]/[`ErrorKind`], [`Capabilities`], the options and
@@ -32,6 +32,7 @@
 //! # });
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 #![warn(missing_debug_implementations, unreachable_pub)]
 

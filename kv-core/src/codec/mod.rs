@@ -77,6 +77,7 @@ impl Codec for Json {
 /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
 /// ```
 #[cfg(feature = "msgpack")]
+#[cfg_attr(docsrs, doc(cfg(feature = "msgpack")))]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MessagePack;
 

@@ -34,6 +34,7 @@ use crate::store::KvStore;
 /// let kv = Kv::new(MemoryStore::new().into_dyn()).layer(MetricsLayer::new());
 /// # let _ = kv;
 /// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MetricsLayer {
     _private: (),
@@ -130,6 +131,7 @@ impl Handles {
 }
 
 /// A store wrapped in a [`MetricsLayer`].
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub struct MetricsStore {
     inner: Arc<dyn KvStore>,
     /// Indexed by `Operation as usize`.

@@ -36,6 +36,7 @@ use crate::store::KvStore;
 /// let kv = Kv::new(MemoryStore::new().into_dyn()).layer(TracingLayer::new());
 /// # let _ = kv;
 /// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TracingLayer {
     keys: bool,
@@ -66,6 +67,7 @@ impl Layer for TracingLayer {
 }
 
 /// A store wrapped in a [`TracingLayer`].
+#[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
 #[derive(Debug)]
 pub struct TracingStore {
     inner: Arc<dyn KvStore>,
@@ -147,6 +149,7 @@ fn record_outcome<T>(span: &Span, result: &Result<T>, started: Instant) {
 /// assert_eq!(kv_core::db_system("postgres"), "postgresql");
 /// assert_eq!(kv_core::db_system("redis"), "redis");
 /// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
 pub fn db_system(backend: &'static str) -> &'static str {
     match backend {
         "postgres" => "postgresql",
