@@ -166,6 +166,17 @@ async fn temporary_failures_are_retried_and_the_load_completes() {
 }
 
 #[tokio::test]
+async fn a_chunk_size_over_the_store_limit_is_lowered_to_it_and_the_load_completes() {
+    let store = Arc::new(MemoryStore::builder().max_batch_ops(Some(16)).build());
+    let writer = BulkWriter::new(store.clone()).chunk_size(500);
+    assert_eq!(writer.chunk_len(), 16);
+    let report = writer.write_iter((0..100).map(entry)).await;
+    assert!(report.is_complete(), "{:?}", report.failed);
+    assert_eq!((report.chunks_written, report.keys_written), (7, 100));
+    assert_eq!(BulkWriter::new(store).chunk_size(0).chunk_len(), 1);
+}
+
+#[tokio::test]
 async fn a_chunk_out_of_retries_is_reported_with_its_keys_and_error() {
     let store = Faulty::new(u32::MAX, Duration::ZERO);
     let report = BulkWriter::new(store.clone())

@@ -160,11 +160,24 @@ impl BulkWriter {
         }
     }
 
-    /// Operations per chunk (per native batch), at least 1. Above the
-    /// store's `max_batch_ops` every chunk fails with `BatchTooLarge`.
+    /// Operations per chunk (per native batch), at least 1 and at most the
+    /// store's `max_batch_ops`: a larger size is lowered to it, since a
+    /// chunk over the limit could never be written (etcd takes 128
+    /// operations per Txn by default). [`chunk_len`](Self::chunk_len) says
+    /// the size in use.
     pub fn chunk_size(mut self, size: usize) -> Self {
-        self.chunk_size = size.max(1);
+        let limit = self
+            .store
+            .capabilities()
+            .max_batch_ops
+            .unwrap_or(usize::MAX);
+        self.chunk_size = size.clamp(1, limit.max(1));
         self
+    }
+
+    /// The operations per chunk this writer sends.
+    pub fn chunk_len(&self) -> usize {
+        self.chunk_size
     }
 
     /// Chunks in flight at once, at least 1.
