@@ -1,0 +1,129 @@
+//! Two compare-and-swap patterns: a rate limiter (a counter per time
+//! window that no two callers can both increment from the same value) and
+//! a lock with a TTL (released by its owner, or by time if the owner dies).
+//!
+//! ```text
+//! cargo run --example rate_limiter                             # memory://
+//! cargo run --example rate_limiter --features postgres -- postgres://postgres@127.0.0.1/postgres
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use kv::Kv;
+
+/// At most `limit` calls per `window` for each user.
+struct RateLimiter {
+    kv: Kv,
+    limit: u32,
+    window: Duration,
+}
+
+impl RateLimiter {
+    /// Counts one call; `false` when the user is over the limit. Reads the
+    /// window's counter and swaps in the next value; when another caller
+    /// got there first the swap fails, and this one reads again.
+    async fn allow(&self, user: &str) -> kv::Result<bool> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let window = now.as_millis() / self.window.as_millis().max(1);
+        let key = format!("{user}:{window}");
+        loop {
+            let current: Option<u32> = self.kv.get(&key).await?;
+            let used = current.unwrap_or(0);
+            if used >= self.limit {
+                return Ok(false);
+            }
+            // The counter outlives its window a little, then expires.
+            let ttl = self.window * 2;
+            if self
+                .kv
+                .compare_and_swap_with_ttl(&key, current.as_ref(), Some(&(used + 1)), ttl)
+                .await?
+            {
+                return Ok(true);
+            }
+        }
+    }
+}
+
+/// Takes the lock `name` for `owner` until `ttl` passes, if it is free.
+async fn try_lock(kv: &Kv, name: &str, owner: &str, ttl: Duration) -> kv::Result<bool> {
+    kv.compare_and_swap_with_ttl(name, None, Some(owner), ttl)
+        .await
+}
+
+/// Releases the lock only if `owner` still holds it (not after it expired
+/// and someone else took it).
+async fn unlock(kv: &Kv, name: &str, owner: &str) -> kv::Result<bool> {
+    kv.compare_and_swap(name, Some(owner), None).await
+}
+
+#[tokio::main]
+async fn main() -> kv::Result<()> {
+    let url = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "memory://".to_owned());
+    let kv = kv::connect(&url).await?;
+    if !kv.capabilities().cas || !kv.capabilities().ttl {
+        println!("{} has no CAS or TTL", kv.store().backend());
+        return Ok(());
+    }
+
+    // 8 tasks send 20 calls each for one user, limit 50 per minute:
+    // exactly 50 are allowed, however the calls interleave.
+    let limiter = Arc::new(RateLimiter {
+        kv: kv.namespace("rate")?,
+        limit: 50,
+        window: Duration::from_secs(60),
+    });
+    let user = format!("user-{}", std::process::id());
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (limiter, user) = (limiter.clone(), user.clone());
+            tokio::spawn(async move {
+                let mut allowed = 0;
+                for _ in 0..20 {
+                    allowed += u32::from(limiter.allow(&user).await?);
+                }
+                kv::Result::Ok(allowed)
+            })
+        })
+        .collect();
+    let mut allowed = 0;
+    for task in tasks {
+        allowed += task.await.expect("a limiter task panicked")?;
+    }
+    println!("160 calls, limit 50 -> {allowed} allowed");
+    assert_eq!(allowed, 50);
+
+    // A lock with a TTL.
+    let locks = kv.namespace("locks")?;
+    let ttl = Duration::from_millis(500);
+    println!(
+        "A takes the lock -> {}",
+        try_lock(&locks, "report", "A", ttl).await?
+    );
+    println!(
+        "B takes the lock -> {}",
+        try_lock(&locks, "report", "B", ttl).await?
+    );
+    println!("A releases it -> {}", unlock(&locks, "report", "A").await?);
+    println!(
+        "B takes the lock -> {}",
+        try_lock(&locks, "report", "B", ttl).await?
+    );
+    // B "crashes" without unlocking: the TTL frees the lock.
+    tokio::time::sleep(ttl + Duration::from_millis(200)).await;
+    println!(
+        "after B's TTL, C takes the lock -> {}",
+        try_lock(&locks, "report", "C", ttl).await?
+    );
+    println!(
+        "B's late unlock -> {}",
+        unlock(&locks, "report", "B").await?
+    );
+    unlock(&locks, "report", "C").await?;
+    Ok(())
+}
