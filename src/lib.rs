@@ -289,3 +289,38 @@ fn memory(_url: &str) -> Result<Arc<dyn KvStore>> {
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// The book's pages (`docs/src`), whose Rust code blocks are compiled and
+/// run as doctests like the README's, so the book cannot rot either. (Its
+/// pages that include a backend's README are tested in that crate.)
+#[cfg(all(
+    doctest,
+    feature = "redis",
+    feature = "postgres",
+    feature = "rocksdb",
+    feature = "etcd",
+    feature = "mongo"
+))]
+pub mod book {
+    /// `introduction.md`
+    #[doc = include_str!("../docs/src/introduction.md")]
+    pub struct Introduction;
+    /// `getting-started.md`
+    #[doc = include_str!("../docs/src/getting-started.md")]
+    pub struct GettingStarted;
+    /// `choosing-a-backend.md`
+    #[doc = include_str!("../docs/src/choosing-a-backend.md")]
+    pub struct ChoosingABackend;
+    /// `contract.md`
+    #[doc = include_str!("../docs/src/contract.md")]
+    pub struct Contract;
+    /// `backends/memory.md`
+    #[doc = include_str!("../docs/src/backends/memory.md")]
+    pub struct Memory;
+    /// `testing.md`
+    #[doc = include_str!("../docs/src/testing.md")]
+    pub struct Testing;
+    /// `new-backend.md`
+    #[doc = include_str!("../docs/src/new-backend.md")]
+    pub struct NewBackend;
+}
