@@ -11,9 +11,11 @@
 #   openssl                 to make the certificates of the etcd TLS test
 #   python3-venv            to install SecantusDB (MongoDB-wire-compatible test
 #                           server, GPL-2.0, run only as a separate process)
+#   mdbook                  (from crates.io, into ~/.cache/kv/tools) to build the book
 #
 # Environment:
 #   KV_SECANTUS_VENV   where to put the SecantusDB venv (default ~/.cache/kv/secantus)
+#   KV_TOOLS           where to install mdbook (default ~/.cache/kv/tools; bin/ under it)
 set -euo pipefail
 
 SUDO=""
@@ -53,5 +55,14 @@ else
   mkdir -p "$(dirname "$SECANTUS_VENV")"
   python3 -m venv "$SECANTUS_VENV"
   "$SECANTUS_VENV/bin/pip" install --quiet --disable-pip-version-check "SecantusDB==$SECANTUS_VERSION"
+fi
+TOOLS="${KV_TOOLS:-$HOME/.cache/kv/tools}"
+MDBOOK_VERSION="0.5.4"
+if "$TOOLS/bin/mdbook" --version 2>/dev/null | grep -q "v$MDBOOK_VERSION"; then
+  echo "install-test-deps: mdbook $MDBOOK_VERSION already in $TOOLS"
+else
+  # About 3 minutes on 2 cores; in its own target dir, removed afterwards.
+  echo "install-test-deps: installing mdbook $MDBOOK_VERSION into $TOOLS"
+  cargo install --quiet --locked --version "$MDBOOK_VERSION" --root "$TOOLS" mdbook
 fi
 echo "install-test-deps: done"

@@ -4,11 +4,13 @@
 #   bash scripts/test.sh
 #
 # 1. installs what the tests need if anything is missing (scripts/install-test-deps.sh);
-# 2. checks formatting, clippy (warnings are errors) and rustdoc (warnings are errors);
+# 2. checks formatting, clippy (warnings are errors), rustdoc (warnings are errors)
+#    and builds the book (docs/, mdBook);
 # 3. runs every test of the workspace with all features: kv-testkit starts Redis,
 #    PostgreSQL, etcd and a MongoDB-compatible server itself on free loopback ports
 #    (or uses KV_TEST_*_URL, or Docker when a daemon answers);
-# 4. runs the quickstart and layers examples.
+# 4. runs the quickstart and layers examples (the others run in step 3, on
+#    real servers: tests/examples.rs).
 #
 # CARGO_TARGET_DIR defaults to ~/.cache/kv/target, outside the clone, so a
 # second run on the same machine is incremental.
@@ -16,6 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kv/target}"
+export PATH="${KV_TOOLS:-$HOME/.cache/kv/tools}/bin:$PATH"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 missing=""
@@ -23,6 +26,7 @@ for bin in redis-server etcd protoc clang; do
   command -v "$bin" >/dev/null 2>&1 || missing="$missing $bin"
 done
 [ -f /usr/include/google/protobuf/descriptor.proto ] || missing="$missing libprotobuf-dev"
+command -v mdbook >/dev/null 2>&1 || missing="$missing mdbook"
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   missing="$missing initdb"
 fi
@@ -87,6 +91,13 @@ RUSTDOCFLAGS="-Dwarnings" cargo doc --workspace --no-deps --all-features --lib -
 # The facade and kv-core as a user who turns on no feature gets them: links
 # to gated items must not break.
 RUSTDOCFLAGS="-Dwarnings" cargo doc -p kv -p kv-core --no-deps --lib
+
+# The book: charts drawn from the READMEs' benchmark tables are current, and
+# mdbook builds it. (Its links, includes and capabilities table are checked
+# by tests/book.rs, its Rust blocks as doctests, in the test step.)
+step "book (charts up to date, mdbook build)"
+python3 scripts/charts.py --check
+mdbook build docs
 
 step "cargo test --workspace --all-features"
 cargo test --workspace --all-features
