@@ -6,7 +6,10 @@
 //! cargo run --example postgres --features postgres -- postgres://postgres:pw@127.0.0.1:5432/postgres
 //! ```
 //!
-//! Add `?sslmode=verify-full&sslrootcert=ca.pem` for TLS.
+//! A packaged PostgreSQL (Debian, Ubuntu) refuses password-less logins over
+//! TCP: give the user a password (`sudo -u postgres psql -c "ALTER USER
+//! postgres PASSWORD 'pw'"`) and put it in the URL. Add
+//! `?sslmode=verify-full&sslrootcert=ca.pem` for TLS.
 
 use std::time::Duration;
 
