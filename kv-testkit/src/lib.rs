@@ -223,6 +223,108 @@ impl TestServer {
             Err(format!("{} did not answer after the restart", self.kind))
         }
     }
+
+    /// Kills a server this process started (SIGKILL: no shutdown, open
+    /// connections reset, as in a crash), starts it again on the same port
+    /// with the same data directory, and waits until it answers.
+    ///
+    /// # Errors
+    ///
+    /// As [`TestServer::restart`].
+    pub fn crash(&self) -> Result<(), String> {
+        let watched = self.local.as_ref().ok_or_else(|| {
+            format!(
+                "only a server started locally can be crashed; this one is {:?}",
+                self.source
+            )
+        })?;
+        watched.restart("KILL")?;
+        if local::wait_ready(self.kind, &self.url) {
+            Ok(())
+        } else {
+            Err(format!("{} did not answer after the crash", self.kind))
+        }
+    }
+}
+
+impl TestServer {
+    /// Freezes a server this process started (SIGSTOP): it keeps its
+    /// connections open but answers nothing, as a hung machine does, until
+    /// [`thaw`](TestServer::thaw). A cluster sees it fail after its timeout.
+    ///
+    /// # Errors
+    ///
+    /// When the server was not started here, or the signal failed.
+    pub fn freeze(&self) -> Result<(), String> {
+        self.watched()?.signal("STOP")
+    }
+
+    /// Lets a [frozen](TestServer::freeze) server run again (SIGCONT).
+    ///
+    /// # Errors
+    ///
+    /// As [`TestServer::freeze`].
+    pub fn thaw(&self) -> Result<(), String> {
+        self.watched()?.signal("CONT")
+    }
+
+    fn watched(&self) -> Result<&process::Watched, String> {
+        self.local.as_ref().ok_or_else(|| {
+            format!(
+                "only a server started locally can be signalled; this one is {:?}",
+                self.source
+            )
+        })
+    }
+}
+
+/// An etcd cluster of the caller's own: several members on loopback, each
+/// a [`TestServer`] that can be [crashed](TestServer::crash) or
+/// [restarted](TestServer::restart); all stopped when dropped.
+#[derive(Debug)]
+pub struct EtcdCluster {
+    members: Vec<TestServer>,
+}
+
+impl EtcdCluster {
+    /// The members, in the order they were started.
+    pub fn members(&self) -> &[TestServer] {
+        &self.members
+    }
+
+    /// Every member's client address, `127.0.0.1:port`.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .map(|m| m.url().trim_start_matches("http://").to_owned())
+            .collect()
+    }
+
+    /// `etcd://` with every member, for `kv::connect`.
+    pub fn kv_url(&self) -> String {
+        format!("etcd://{}", self.endpoints().join(","))
+    }
+}
+
+/// A new etcd cluster of `members` members (3 or 5 make sense) of the
+/// caller's own, from the local `etcd` binary, ready once every member is
+/// healthy. `None` only when it is unavailable and
+/// `KV_TEST_SKIP_UNAVAILABLE=1`.
+///
+/// # Panics
+///
+/// As [`server`].
+pub async fn etcd_cluster(members: usize) -> Option<EtcdCluster> {
+    match tokio::task::spawn_blocking(move || local::etcd_cluster(members)).await {
+        Ok(Ok(locals)) => Some(EtcdCluster {
+            members: locals
+                .into_iter()
+                .map(|local| TestServer::started_here(Kind::Etcd, local, true))
+                .collect(),
+        }),
+        Ok(Err(why)) => unavailable(Kind::Etcd, &why),
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    }
 }
 
 impl fmt::Debug for TestServer {
@@ -319,6 +421,93 @@ pub async fn private_etcd_tls(
         Ok(Err(why)) => unavailable(Kind::Etcd, &why),
         Err(join) => std::panic::resume_unwind(join.into_panic()),
     }
+}
+
+/// The variable pointing the tests at a Redis Cluster of your own:
+/// `redis+cluster://host:port[,host:port...]`.
+pub const REDIS_CLUSTER_ENV: &str = "KV_TEST_REDIS_CLUSTER_URL";
+
+/// A Redis Cluster: three primaries with a replica each, started here on
+/// loopback (or one of your own, from [`REDIS_CLUSTER_ENV`]).
+#[derive(Debug)]
+pub struct RedisCluster {
+    url: String,
+    nodes: Vec<TestServer>,
+}
+
+impl RedisCluster {
+    /// `redis+cluster://` naming the nodes, for `kv::connect` and
+    /// `RedisStore`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The nodes started here, primaries first (empty for a cluster from
+    /// the environment); each can be [crashed](TestServer::crash).
+    pub fn nodes(&self) -> &[TestServer] {
+        &self.nodes
+    }
+}
+
+static REDIS_CLUSTER: OnceLock<Result<RedisCluster, String>> = OnceLock::new();
+
+/// The shared Redis Cluster of this test binary: [`REDIS_CLUSTER_ENV`], or
+/// three primaries and three replicas started from the local
+/// `redis-server` and `redis-cli` (Docker is not used for clusters).
+///
+/// # Panics
+///
+/// As [`server`].
+pub async fn redis_cluster() -> Option<&'static RedisCluster> {
+    let found = tokio::task::spawn_blocking(|| {
+        REDIS_CLUSTER.get_or_init(|| {
+            if let Ok(url) = std::env::var(REDIS_CLUSTER_ENV)
+                && !url.trim().is_empty()
+            {
+                return Ok(RedisCluster {
+                    url: url.trim().to_owned(),
+                    nodes: Vec::new(),
+                });
+            }
+            start_redis_cluster(false)
+        })
+    })
+    .await;
+    match found {
+        Ok(Ok(cluster)) => Some(cluster),
+        Ok(Err(why)) => unavailable(Kind::Redis, why),
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    }
+}
+
+/// A new Redis Cluster of the caller's own (three primaries, three
+/// replicas), for tests that fail nodes over; stopped when dropped.
+///
+/// # Panics
+///
+/// As [`server`].
+pub async fn private_redis_cluster() -> Option<RedisCluster> {
+    match tokio::task::spawn_blocking(|| start_redis_cluster(true)).await {
+        Ok(Ok(cluster)) => Some(cluster),
+        Ok(Err(why)) => unavailable(Kind::Redis, &why),
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    }
+}
+
+fn start_redis_cluster(private: bool) -> Result<RedisCluster, String> {
+    let nodes = local::redis_cluster(3, 1)?;
+    let hosts: Vec<&str> = nodes[..3]
+        .iter()
+        .map(|n| n.url.trim_start_matches("redis://"))
+        .collect();
+    let url = format!("redis+cluster://{}", hosts.join(","));
+    Ok(RedisCluster {
+        url,
+        nodes: nodes
+            .into_iter()
+            .map(|n| TestServer::started_here(Kind::Redis, n, private))
+            .collect(),
+    })
 }
 
 /// The variable pointing the tests at a standalone MongoDB (no replica set).

@@ -335,27 +335,13 @@ fn etcd_with(tls: Option<(&Path, &Path)>) -> Result<Local, String> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     let client_url = format!("{scheme}://127.0.0.1:{client}");
     let peer_url = format!("http://127.0.0.1:{peer}");
-    let mut args = vec![
-        "--name".into(),
-        "kvtest".into(),
-        "--data-dir".into(),
-        dir.join("data").display().to_string(),
-        "--listen-client-urls".into(),
-        client_url.clone(),
-        "--advertise-client-urls".into(),
-        client_url.clone(),
-        "--listen-peer-urls".into(),
-        peer_url.clone(),
-        "--initial-advertise-peer-urls".into(),
-        peer_url.clone(),
-        "--initial-cluster".into(),
-        format!("kvtest={peer_url}"),
-        "--unsafe-no-fsync".into(),
-        "--logger".into(),
-        "zap".into(),
-        "--log-outputs".into(),
-        "stderr".into(),
-    ];
+    let mut args = etcd_member_args(
+        "kvtest",
+        &dir,
+        &client_url,
+        &peer_url,
+        &format!("kvtest={peer_url}"),
+    );
     if let Some((cert, key)) = tls {
         args.extend([
             "--cert-file".into(),
@@ -373,10 +359,194 @@ fn etcd_with(tls: Option<(&Path, &Path)>) -> Result<Local, String> {
                 .is_ok_and(|l| l.contains("serving client traffic securely"))
         });
     }
-    ready_or_stop("etcd", watched, client_url, || {
-        tcp_exchange(&addr, b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n")
-            .is_some_and(|r| r.contains("\"health\":\"true\""))
-    })
+    ready_or_stop("etcd", watched, client_url, || etcd_healthy(&addr))
+}
+
+/// The arguments of one etcd member: its name, data dir, client and peer
+/// URLs, and the whole `--initial-cluster`.
+fn etcd_member_args(
+    name: &str,
+    dir: &Path,
+    client_url: &str,
+    peer_url: &str,
+    initial_cluster: &str,
+) -> Vec<String> {
+    strings(&[
+        "--name",
+        name,
+        "--data-dir",
+        &dir.join("data").display().to_string(),
+        "--listen-client-urls",
+        client_url,
+        "--advertise-client-urls",
+        client_url,
+        "--listen-peer-urls",
+        peer_url,
+        "--initial-advertise-peer-urls",
+        peer_url,
+        "--initial-cluster",
+        initial_cluster,
+        "--unsafe-no-fsync",
+        "--logger",
+        "zap",
+        "--log-outputs",
+        "stderr",
+    ])
+}
+
+/// Whether the etcd member at `addr` says it is healthy (which needs a
+/// leader, so a quorum).
+fn etcd_healthy(addr: &str) -> bool {
+    tcp_exchange(addr, b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .is_some_and(|r| r.contains("\"health\":\"true\""))
+}
+
+/// Starts an etcd cluster of `members` members on loopback, each under its
+/// own watchdog; ready once every member is healthy.
+pub(crate) fn etcd_cluster(members: usize) -> Result<Vec<Local>, String> {
+    let program = which("etcd").ok_or("`etcd` is not on PATH")?;
+    let mut ports = Vec::new();
+    for _ in 0..members {
+        let client = free_port().map_err(|e| e.to_string())?;
+        let peer = free_port().map_err(|e| e.to_string())?;
+        ports.push((client, peer));
+    }
+    let initial: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (_, peer))| format!("m{i}=http://127.0.0.1:{peer}"))
+        .collect();
+    let initial = initial.join(",");
+    let token = format!("kvtest-{}-{}", std::process::id(), ports[0].0);
+    let mut started = Vec::new();
+    for (i, (client, peer)) in ports.iter().enumerate() {
+        let dir = dir_for("etcd-member")?;
+        let client_url = format!("http://127.0.0.1:{client}");
+        let mut args = etcd_member_args(
+            &format!("m{i}"),
+            &dir,
+            &client_url,
+            &format!("http://127.0.0.1:{peer}"),
+            &initial,
+        );
+        args.extend(strings(&["--initial-cluster-token", &token]));
+        match spawn(dir, None, &program, &args) {
+            Ok(watched) => started.push(Local {
+                url: client_url,
+                watched,
+            }),
+            Err(e) => {
+                started.into_iter().for_each(|l: Local| l.watched.stop());
+                return Err(e);
+            }
+        }
+    }
+    let healthy = wait_until(READY_TIMEOUT, || {
+        ports
+            .iter()
+            .all(|(client, _)| etcd_healthy(&format!("127.0.0.1:{client}")))
+    });
+    if healthy {
+        Ok(started)
+    } else {
+        let tail = started
+            .iter()
+            .map(|l| l.watched.log_tail())
+            .collect::<Vec<_>>()
+            .join("\n---\n");
+        started.into_iter().for_each(|l| l.watched.stop());
+        Err(format!(
+            "the etcd cluster did not become healthy within {READY_TIMEOUT:?}; the logs end:\n{tail}"
+        ))
+    }
+}
+
+/// Starts a Redis Cluster on loopback: `masters` primaries with
+/// `replicas` replicas each (`redis-server --cluster-enabled yes`, joined by
+/// `redis-cli --cluster create`), a node timeout of 2 s so a failover takes
+/// seconds; ready once every node says `cluster_state:ok`. Nodes are in
+/// start order; `redis-cli` makes the first `masters` the primaries.
+pub(crate) fn redis_cluster(masters: usize, replicas: usize) -> Result<Vec<Local>, String> {
+    let program = which("redis-server").ok_or("`redis-server` is not on PATH")?;
+    let cli = which("redis-cli").ok_or("`redis-cli` is not on PATH")?;
+    let count = masters * (1 + replicas);
+    let mut nodes: Vec<Local> = Vec::new();
+    let stop_all = |nodes: Vec<Local>| nodes.into_iter().for_each(|n| n.watched.stop());
+    for _ in 0..count {
+        let port = free_port().map_err(|e| e.to_string())?.to_string();
+        let dir = dir_for("redis-node")?;
+        let args = strings(&[
+            "--port",
+            &port,
+            "--bind",
+            "127.0.0.1",
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            "2000",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            &dir.display().to_string(),
+            "--daemonize",
+            "no",
+        ]);
+        match spawn(dir, None, &program, &args) {
+            Ok(watched) => nodes.push(Local {
+                url: format!("redis://127.0.0.1:{port}"),
+                watched,
+            }),
+            Err(e) => {
+                stop_all(nodes);
+                return Err(e);
+            }
+        }
+    }
+    let addrs: Vec<String> = nodes
+        .iter()
+        .map(|n| n.url.trim_start_matches("redis://").to_owned())
+        .collect();
+    let up = wait_until(READY_TIMEOUT, || {
+        addrs
+            .iter()
+            .all(|a| tcp_exchange(a, b"PING\r\n").is_some_and(|r| r.starts_with("+PONG")))
+    });
+    if !up {
+        let tail = nodes[0].watched.log_tail();
+        stop_all(nodes);
+        return Err(format!(
+            "the Redis cluster nodes did not start; a log ends:\n{tail}"
+        ));
+    }
+    let created = Command::new(&cli)
+        .arg("--cluster")
+        .arg("create")
+        .args(&addrs)
+        .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+        .output()
+        .map_err(|e| format!("cannot run redis-cli: {e}"))?;
+    if !created.status.success() {
+        stop_all(nodes);
+        return Err(format!(
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&created.stdout)
+        ));
+    }
+    let ok = wait_until(READY_TIMEOUT, || {
+        addrs.iter().all(|a| {
+            tcp_exchange(a, b"CLUSTER INFO\r\n").is_some_and(|r| r.contains("cluster_state:ok"))
+        })
+    });
+    if ok {
+        Ok(nodes)
+    } else {
+        stop_all(nodes);
+        Err("the Redis cluster did not reach cluster_state:ok".to_owned())
+    }
 }
 
 /// The venv holding SecantusDB.

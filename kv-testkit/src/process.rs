@@ -102,6 +102,22 @@ impl Watched {
         }
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, ...) to the server process.
+    pub(crate) fn signal(&self, signal: &str) -> Result<(), String> {
+        let pid = fs::read_to_string(self.dir.join("server.pid"))
+            .map_err(|e| format!("no server.pid: {e}"))?
+            .trim()
+            .to_owned();
+        let sent = Command::new("kill")
+            .args([format!("-{signal}").as_str(), &pid])
+            .status();
+        if sent.is_ok_and(|s| s.success()) {
+            Ok(())
+        } else {
+            Err(format!("cannot send SIG{signal} to server process {pid}"))
+        }
+    }
+
     /// The last lines of the server's log, for error messages.
     pub(crate) fn log_tail(&self) -> String {
         log_tail(&self.dir.join("server.log"))
