@@ -36,11 +36,11 @@
 //! | `memory://` | in-process, the reference implementation | `memory` (default) | yes |
 #![cfg_attr(
     feature = "redis",
-    doc = "| `redis://`, `rediss://` | Redis ([`redis`](mod@redis) module) | `redis` | yes |"
+    doc = "| `redis://`, `rediss://`, `redis+cluster://` | Redis and Redis Cluster ([`redis`](mod@redis) module) | `redis` | yes |"
 )]
 #![cfg_attr(
     not(feature = "redis"),
-    doc = "| `redis://`, `rediss://` | Redis (`redis` module) | `redis` | no: enable the `redis` feature |"
+    doc = "| `redis://`, `rediss://`, `redis+cluster://` | Redis and Redis Cluster (`redis` module) | `redis` | no: enable the `redis` feature |"
 )]
 #![cfg_attr(
     feature = "postgres",
@@ -154,14 +154,14 @@ pub async fn connect_store(url: &str) -> Result<Arc<dyn KvStore>> {
     let scheme = scheme(url)?;
     match scheme.as_str() {
         "memory" => memory(url),
-        "redis" | "rediss" => redis(&scheme, url).await,
+        "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => redis(&scheme, url).await,
         "postgres" | "postgresql" => postgres(&scheme, url).await,
         "rocksdb" => rocksdb(&scheme, url).await,
         "etcd" | "etcds" => etcd(&scheme, url).await,
         "mongodb" | "mongodb+srv" => mongo(&scheme, url).await,
         _ => Err(config_error(format!(
-            "unknown URL scheme `{scheme}://`; kv knows memory, redis, rediss, postgres, \
-             postgresql, rocksdb, etcd, etcds, mongodb and mongodb+srv"
+            "unknown URL scheme `{scheme}://`; kv knows memory, redis, rediss, redis+cluster, \
+             rediss+cluster, postgres, postgresql, rocksdb, etcd, etcds, mongodb and mongodb+srv"
         ))),
     }
 }

@@ -26,19 +26,19 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use kv_backend_redis::RedisConnection;
 use kv_backend_redis::{ENCODING_MEMBER, RedisStore};
 use kv_core::{Entry, Key, KvStore};
 use kv_testkit::bench::{
     Stock, batch_against_single_calls, calls, keys_per_sec, quick, race, ratio,
 };
-use redis::aio::ConnectionManager;
 
 const VALUE_BYTES: usize = 1024;
 const INDEX: &[u8] = b"\0kv:index\0";
 
 struct Setup {
     store: RedisStore,
-    conn: ConnectionManager,
+    conn: RedisConnection,
 }
 
 fn main() {

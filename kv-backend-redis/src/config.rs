@@ -16,6 +16,10 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The default interval of the background purge of expired index entries.
 pub const DEFAULT_PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
+/// How many buckets (hash tags) a cluster store without a tag in its prefix
+/// spreads its keys over by default.
+pub const DEFAULT_CLUSTER_BUCKETS: usize = 16;
+
 /// The configuration of a [`RedisStore`](crate::RedisStore); deserializable
 /// from a config file. Its `Debug` hides the password.
 ///
@@ -33,6 +37,8 @@ pub const DEFAULT_PURGE_INTERVAL: Duration = Duration::from_secs(60);
 #[serde(default, deny_unknown_fields)]
 pub struct RedisConfig {
     /// `redis://[user[:password]@]host[:port][/db]`, or `rediss://` for TLS.
+    /// For a Redis Cluster, `redis+cluster://[user[:password]@]host:port[,host:port...]`
+    /// (any of its nodes; the rest are discovered), or `rediss+cluster://`.
     pub url: String,
     /// Prepended to every key in Redis, so several stores can share one
     /// database. Listing and `reindex` see only keys with this prefix.
@@ -49,6 +55,11 @@ pub struct RedisConfig {
     /// For `rediss://` with a private CA: the PEM file of the CA that signs
     /// the server's certificate, trusted instead of the public roots.
     pub tls_ca_file: Option<String>,
+    /// On a cluster, when the key prefix has no hash tag: how many buckets
+    /// (each a hash tag with its own index) the keys are spread over. Keep
+    /// it once data is written: the store refuses to open data written with
+    /// another count.
+    pub cluster_buckets: usize,
 }
 
 impl Default for RedisConfig {
@@ -60,6 +71,7 @@ impl Default for RedisConfig {
             response_timeout_ms: millis(DEFAULT_RESPONSE_TIMEOUT),
             purge_interval_ms: Some(millis(DEFAULT_PURGE_INTERVAL)),
             tls_ca_file: None,
+            cluster_buckets: DEFAULT_CLUSTER_BUCKETS,
         }
     }
 }
@@ -93,6 +105,36 @@ impl RedisConfig {
     pub(crate) fn set_purge_interval(&mut self, interval: Option<Duration>) {
         self.purge_interval_ms = interval.map(millis);
     }
+
+    /// For a `redis+cluster://` or `rediss+cluster://` URL, the node URLs
+    /// (`redis://[user:password@]host:port` each); `None` for a single
+    /// server's URL.
+    pub(crate) fn cluster_nodes(&self) -> Option<Result<Vec<String>, String>> {
+        let url = self.url.trim();
+        let (scheme, rest) = url.split_once("://")?;
+        let node_scheme = match scheme.to_ascii_lowercase().as_str() {
+            "redis+cluster" => "redis",
+            "rediss+cluster" => "rediss",
+            _ => return None,
+        };
+        let rest = rest.trim_end_matches('/');
+        let (userinfo, hosts) = match rest.rsplit_once('@') {
+            Some((userinfo, hosts)) => (format!("{userinfo}@"), hosts),
+            None => (String::new(), rest),
+        };
+        let nodes: Vec<String> = hosts
+            .split(',')
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .map(|h| format!("{node_scheme}://{userinfo}{h}"))
+            .collect();
+        if nodes.is_empty() || hosts.contains(['/', '?']) {
+            return Some(Err(
+                "expected redis+cluster://[user[:password]@]host:port[,host:port...]".to_owned(),
+            ));
+        }
+        Some(Ok(nodes))
+    }
 }
 
 impl fmt::Debug for RedisConfig {
@@ -104,6 +146,7 @@ impl fmt::Debug for RedisConfig {
             .field("response_timeout_ms", &self.response_timeout_ms)
             .field("tls_ca_file", &self.tls_ca_file)
             .field("purge_interval_ms", &self.purge_interval_ms)
+            .field("cluster_buckets", &self.cluster_buckets)
             .finish()
     }
 }
@@ -124,6 +167,32 @@ mod tests {
             "{debug}"
         );
         assert!(debug.contains("alice:***@cache.internal:6380/3"), "{debug}");
+    }
+
+    #[test]
+    fn cluster_urls_name_every_node_with_the_credentials() {
+        let config = RedisConfig {
+            url: "redis+cluster://app:pw@10.0.0.1:7000,10.0.0.2:7001/".into(),
+            ..RedisConfig::default()
+        };
+        assert_eq!(
+            config.cluster_nodes().unwrap().unwrap(),
+            [
+                "redis://app:pw@10.0.0.1:7000",
+                "redis://app:pw@10.0.0.2:7001"
+            ]
+        );
+        let tls = RedisConfig {
+            url: "rediss+cluster://h:7000".into(),
+            ..RedisConfig::default()
+        };
+        assert_eq!(tls.cluster_nodes().unwrap().unwrap(), ["rediss://h:7000"]);
+        assert!(RedisConfig::default().cluster_nodes().is_none());
+        let bad = RedisConfig {
+            url: "redis+cluster://h:7000/2".into(),
+            ..RedisConfig::default()
+        };
+        assert!(bad.cluster_nodes().unwrap().is_err());
     }
 
     #[test]

@@ -24,13 +24,10 @@ pub(crate) fn map_redis_error(op: Operation, err: RedisError) -> Error {
             redis::ErrorKind::AuthenticationFailed => ErrorKind::PermissionDenied,
             redis::ErrorKind::InvalidClientConfig => ErrorKind::Config,
             redis::ErrorKind::Server(ServerErrorKind::NoPerm) => ErrorKind::PermissionDenied,
-            redis::ErrorKind::Server(
-                ServerErrorKind::BusyLoading
-                | ServerErrorKind::TryAgain
-                | ServerErrorKind::ReadOnly
-                | ServerErrorKind::MasterDown
-                | ServerErrorKind::ClusterDown,
-            ) => ErrorKind::Unavailable,
+            redis::ErrorKind::Server(kind) if is_topology(kind) => ErrorKind::Unavailable,
+            // A cluster node that serves the slot cannot be reached (yet).
+            redis::ErrorKind::ClusterConnectionNotFound => ErrorKind::Unavailable,
+            _ if aborted_by_topology(&err) => ErrorKind::Unavailable,
             _ => ErrorKind::Backend,
         }
     };
@@ -50,6 +47,36 @@ pub(crate) fn map_redis_error(op: Operation, err: RedisError) -> Error {
 }
 
 /// A configuration error that never echoes the URL.
+/// A server or cluster state that passes: loading, a read-only replica, a
+/// slot that moved or is being moved, a cluster without a quorum.
+fn is_topology(kind: ServerErrorKind) -> bool {
+    matches!(
+        kind,
+        ServerErrorKind::BusyLoading
+            | ServerErrorKind::TryAgain
+            | ServerErrorKind::ReadOnly
+            | ServerErrorKind::MasterDown
+            | ServerErrorKind::ClusterDown
+            | ServerErrorKind::Moved
+            | ServerErrorKind::Ask
+    )
+}
+
+/// A MULTI/EXEC that Redis aborted (EXECABORT: nothing of it was applied)
+/// because its commands were queued on a node that no longer serves their
+/// slot, as during a cluster failover: the driver follows MOVED for plain
+/// commands but not inside a transaction. Sending it again once the slot
+/// map is current is safe.
+pub(crate) fn aborted_by_topology(err: &RedisError) -> bool {
+    err.kind() == redis::ErrorKind::Server(ServerErrorKind::ExecAbort)
+        && err.clone().into_server_errors().is_some_and(|errors| {
+            !errors.is_empty()
+                && errors
+                    .iter()
+                    .all(|(_, e)| e.kind().is_some_and(is_topology))
+        })
+}
+
 pub(crate) fn config_error(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::Config, BACKEND, Operation::Connect).with_message(message)
 }

@@ -20,9 +20,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use std::io::Write;
 
 use kv_core::{Key, Operation, PeriodicTask, Result};
-use redis::aio::ConnectionManager;
 use redis::{Cmd, RedisWrite, ToRedisArgs};
 
+use crate::buckets::Buckets;
+use crate::conn::RedisConnection;
 use crate::error::map_redis_error;
 use crate::scripts::Scripts;
 
@@ -178,10 +179,24 @@ pub struct ReindexReport {
     pub dropped: u64,
 }
 
-/// Runs the purge script until a call finds fewer due entries than it may
-/// look at.
+/// Runs the purge script on every bucket, each until a call finds fewer
+/// due entries than it may look at.
 pub(crate) async fn purge(
-    conn: &ConnectionManager,
+    conn: &RedisConnection,
+    buckets: &Buckets,
+    scripts: &Scripts,
+) -> Result<PurgeReport> {
+    let mut report = PurgeReport::default();
+    for layout in buckets.all() {
+        let bucket = purge_bucket(conn, layout, scripts).await?;
+        report.examined += bucket.examined;
+        report.dropped += bucket.dropped;
+    }
+    Ok(report)
+}
+
+async fn purge_bucket(
+    conn: &RedisConnection,
     layout: &Layout,
     scripts: &Scripts,
 ) -> Result<PurgeReport> {
@@ -207,18 +222,18 @@ pub(crate) async fn purge(
 
 /// Spawns the periodic purge; it ends when the returned task is dropped.
 pub(crate) fn spawn_purge(
-    conn: ConnectionManager,
-    layout: Layout,
+    conn: RedisConnection,
+    buckets: Buckets,
     scripts: Scripts,
     every: Duration,
 ) -> PeriodicTask {
     PeriodicTask::spawn(every, move || {
-        let (conn, layout, scripts) = (conn.clone(), layout.clone(), scripts.clone());
+        let (conn, buckets, scripts) = (conn.clone(), buckets.clone(), scripts.clone());
         async move {
             // A failed purge changes nothing visible (reads check expiry
             // themselves); it is retried at the next tick, and
             // RedisStore::purge_expired reports errors to a caller.
-            let _ = purge(&conn, &layout, &scripts).await;
+            let _ = purge(&conn, &buckets, &scripts).await;
         }
     })
 }
@@ -238,7 +253,7 @@ pub(crate) fn glob_escape(pattern: &str) -> String {
 
 /// Adds every key under the prefix to the index (SCAN), schedules those with
 /// a TTL, then drops index entries whose key is gone.
-pub(crate) async fn reindex(conn: &ConnectionManager, layout: &Layout) -> Result<ReindexReport> {
+pub(crate) async fn reindex(conn: &RedisConnection, layout: &Layout) -> Result<ReindexReport> {
     let op = Operation::Maintenance;
     let map = |e| map_redis_error(op, e);
     let mut conn = conn.clone();
@@ -301,7 +316,7 @@ pub(crate) async fn reindex(conn: &ConnectionManager, layout: &Layout) -> Result
 
 /// Removes index members whose key does not exist, walking the index with
 /// ZSCAN.
-async fn drop_missing(conn: &mut ConnectionManager, layout: &Layout) -> Result<u64> {
+async fn drop_missing(conn: &mut RedisConnection, layout: &Layout) -> Result<u64> {
     let map = |e| map_redis_error(Operation::Maintenance, e);
     let mut dropped = 0;
     let mut cursor: u64 = 0;

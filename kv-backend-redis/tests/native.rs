@@ -7,11 +7,11 @@
 
 use std::collections::HashMap;
 
+use kv_backend_redis::RedisConnection;
 use kv_backend_redis::RedisStore;
 use kv_core::{Entry, Key, KvStore, ListOptions, SetOptions, WriteOp};
-use redis::aio::ConnectionManager;
 
-async fn stats(conn: &mut ConnectionManager) -> HashMap<String, u64> {
+async fn stats(conn: &mut RedisConnection) -> HashMap<String, u64> {
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(conn)
@@ -33,7 +33,7 @@ async fn stats(conn: &mut ConnectionManager) -> HashMap<String, u64> {
 /// Runs `op` and returns how many times each command ran meanwhile,
 /// leaving out the INFO calls themselves.
 async fn count<F: std::future::Future<Output = ()>>(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConnection,
     op: F,
 ) -> HashMap<String, u64> {
     let before = stats(conn).await;

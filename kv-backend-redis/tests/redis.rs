@@ -6,15 +6,15 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use kv_backend_redis::RedisConnection;
 use kv_backend_redis::RedisStore;
 use kv_core::{Entry, ErrorKind, Key, KvStore, KvStoreExt, ListOptions, SetOptions};
-use redis::aio::ConnectionManager;
 
 static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 /// A store with a prefix of its own (so its index is private to the test),
 /// the purge off, and a raw connection.
-async fn fresh(tag: &str) -> Option<(RedisStore, ConnectionManager, String)> {
+async fn fresh(tag: &str) -> Option<(RedisStore, RedisConnection, String)> {
     let server = kv_testkit::redis().await?;
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let prefix = format!("kvt:{tag}:{}:{n}:", std::process::id());
@@ -33,7 +33,7 @@ fn index_name(prefix: &str) -> Vec<u8> {
     format!("\0kv:index\0{prefix}").into_bytes()
 }
 
-async fn zcard(raw: &mut ConnectionManager, name: Vec<u8>) -> u64 {
+async fn zcard(raw: &mut RedisConnection, name: Vec<u8>) -> u64 {
     redis::cmd("ZCARD")
         .arg(name)
         .query_async(raw)
@@ -43,7 +43,7 @@ async fn zcard(raw: &mut ConnectionManager, name: Vec<u8>) -> u64 {
 
 /// The keys in a store's index: its members from the first possible key on
 /// (the one member that is not a key starts with NUL).
-async fn indexed(raw: &mut ConnectionManager, prefix: &str) -> u64 {
+async fn indexed(raw: &mut RedisConnection, prefix: &str) -> u64 {
     redis::cmd("ZLEXCOUNT")
         .arg(index_name(prefix))
         .arg(&b"[\x01"[..])
@@ -53,7 +53,7 @@ async fn indexed(raw: &mut ConnectionManager, prefix: &str) -> u64 {
         .unwrap()
 }
 
-async fn encoding(raw: &mut ConnectionManager, name: Vec<u8>) -> String {
+async fn encoding(raw: &mut RedisConnection, name: Vec<u8>) -> String {
     redis::cmd("OBJECT")
         .arg("ENCODING")
         .arg(name)
