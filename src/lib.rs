@@ -320,6 +320,9 @@ pub mod book {
     /// `testing.md`
     #[doc = include_str!("../docs/src/testing.md")]
     pub struct Testing;
+    /// `scaling-out.md`
+    #[doc = include_str!("../docs/src/scaling-out.md")]
+    pub struct ScalingOut;
     /// `new-backend.md`
     #[doc = include_str!("../docs/src/new-backend.md")]
     pub struct NewBackend;

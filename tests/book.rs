@@ -219,8 +219,9 @@ async fn the_capabilities_table_says_what_each_backend_says() {
     let text = std::fs::read_to_string(book_src().join("choosing-a-backend.md")).unwrap();
     let table = capabilities_table(&text);
 
-    let (Some(redis), Some(postgres), Some(etcd), Some(mongo), Some(standalone)) = (
+    let (Some(redis), Some(cluster), Some(postgres), Some(etcd), Some(mongo), Some(standalone)) = (
         kv_testkit::redis().await,
+        kv_testkit::redis_cluster().await,
         kv_testkit::postgres().await,
         kv_testkit::etcd().await,
         kv_testkit::mongo().await,
@@ -234,6 +235,7 @@ async fn the_capabilities_table_says_what_each_backend_says() {
     for (column, url) in [
         ("memory", "memory://".to_owned()),
         ("Redis", redis.url().to_owned()),
+        ("Redis Cluster (spread)", cluster.url().to_owned()),
         ("PostgreSQL", postgres.url().to_owned()),
         ("RocksDB", rocksdb),
         ("etcd", etcd.kv_url()),
