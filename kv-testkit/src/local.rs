@@ -474,10 +474,16 @@ pub(crate) fn redis_cluster(masters: usize, replicas: usize) -> Result<Vec<Local
     let stop_all = |nodes: Vec<Local>| nodes.into_iter().for_each(|n| n.watched.stop());
     for _ in 0..count {
         let port = free_port().map_err(|e| e.to_string())?.to_string();
+        // The bus port is named, not left to its default of port + 10,000:
+        // a port over 55,535 (a quarter of the ephemeral range) would make
+        // that default overflow and the node refuse to start.
+        let bus_port = free_port().map_err(|e| e.to_string())?.to_string();
         let dir = dir_for("redis-node")?;
         let args = strings(&[
             "--port",
             &port,
+            "--cluster-port",
+            &bus_port,
             "--bind",
             "127.0.0.1",
             "--cluster-enabled",
@@ -510,16 +516,15 @@ pub(crate) fn redis_cluster(masters: usize, replicas: usize) -> Result<Vec<Local
         .iter()
         .map(|n| n.url.trim_start_matches("redis://").to_owned())
         .collect();
-    let up = wait_until(READY_TIMEOUT, || {
-        addrs
-            .iter()
-            .all(|a| tcp_exchange(a, b"PING\r\n").is_some_and(|r| r.starts_with("+PONG")))
-    });
+    let answers = |a: &String| tcp_exchange(a, b"PING\r\n").is_some_and(|r| r.starts_with("+PONG"));
+    let up = wait_until(READY_TIMEOUT, || addrs.iter().all(answers));
     if !up {
-        let tail = nodes[0].watched.log_tail();
+        let silent = addrs.iter().position(|a| !answers(a)).unwrap_or(0);
+        let tail = nodes[silent].watched.log_tail();
+        let addr = &addrs[silent];
         stop_all(nodes);
         return Err(format!(
-            "the Redis cluster nodes did not start; a log ends:\n{tail}"
+            "the Redis cluster node at {addr} did not start; its log ends:\n{tail}"
         ));
     }
     let created = Command::new(&cli)
