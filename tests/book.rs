@@ -204,7 +204,6 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
-/// The table of `choosing-a-backend.md` against live backends.
 #[cfg(all(
     feature = "redis",
     feature = "postgres",
@@ -212,162 +211,148 @@ fn normalize(path: &Path) -> PathBuf {
     feature = "etcd",
     feature = "mongo"
 ))]
-#[tokio::test]
-async fn the_capabilities_table_says_what_each_backend_says() {
-    use kv::Capabilities;
+mod capabilities {
+    use std::collections::BTreeMap;
 
-    let text = std::fs::read_to_string(book_src().join("choosing-a-backend.md")).unwrap();
-    let table = capabilities_table(&text);
+    use super::book_src;
 
-    let (Some(redis), Some(cluster), Some(postgres), Some(etcd), Some(mongo), Some(standalone)) = (
-        kv_testkit::redis().await,
-        kv_testkit::redis_cluster().await,
-        kv_testkit::postgres().await,
-        kv_testkit::etcd().await,
-        kv_testkit::mongo().await,
-        kv_testkit::mongo_standalone().await,
-    ) else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let rocksdb = format!("rocksdb://{}", dir.path().join("db").display());
-    let mut actual: Vec<(&str, Capabilities)> = Vec::new();
-    for (column, url) in [
-        ("memory", "memory://".to_owned()),
-        ("Redis", redis.url().to_owned()),
-        ("Redis Cluster (spread)", cluster.url().to_owned()),
-        ("PostgreSQL", postgres.url().to_owned()),
-        ("RocksDB", rocksdb),
-        ("etcd", etcd.kv_url()),
-        ("MongoDB replica set", mongo.url().to_owned()),
-        ("MongoDB standalone", standalone.url().to_owned()),
-    ] {
-        let store = kv::connect_store(&url).await.unwrap();
-        actual.push((column, store.capabilities()));
-    }
-    for (column, caps) in &actual {
-        println!("{column}: {caps:?}");
-    }
-    for (column, caps) in &actual {
-        let documented = |row: &str| -> &str {
-            table
-                .get(row)
-                .and_then(|cells| cells.get(*column))
-                .map(String::as_str)
-                .unwrap_or_else(|| panic!("the table has no row {row:?} or column {column:?}"))
+    /// The table of `choosing-a-backend.md` against live backends.
+    #[tokio::test]
+    async fn the_capabilities_table_says_what_each_backend_says() {
+        use kv::Capabilities;
+
+        let text = std::fs::read_to_string(book_src().join("choosing-a-backend.md")).unwrap();
+        let table = capabilities_table(&text);
+
+        let (Some(redis), Some(cluster), Some(postgres), Some(etcd), Some(mongo), Some(standalone)) = (
+            kv_testkit::redis().await,
+            kv_testkit::redis_cluster().await,
+            kv_testkit::postgres().await,
+            kv_testkit::etcd().await,
+            kv_testkit::mongo().await,
+            kv_testkit::mongo_standalone().await,
+        ) else {
+            return;
         };
-        let yes = |row: &str, value: bool| {
-            let cell = documented(row);
-            let says = cell.starts_with("yes");
-            assert!(
-                says == value && (says || cell.starts_with("no")),
-                "{column}, {row}: the table says {cell:?}, the store {value}"
-            );
-        };
-        yes("atomic batches", caps.atomic_batch);
-        yes("TTL", caps.ttl);
-        yes("compare-and-swap", caps.cas);
-        yes("ordered listing", caps.ordered_list);
-        yes("snapshot batch_get", caps.snapshot_batch_get);
-        yes("persistent", caps.persistent);
-        let batch = documented("max batch (distinct keys)");
-        match caps.max_batch_ops {
-            None => assert!(
-                batch.starts_with("unlimited"),
-                "{column}: max batch {batch:?}"
-            ),
-            Some(n) => assert_eq!(
-                first_number(batch),
-                Some(n as u64),
-                "{column}: max batch {batch:?}"
-            ),
+        let dir = tempfile::tempdir().unwrap();
+        let rocksdb = format!("rocksdb://{}", dir.path().join("db").display());
+        let mut actual: Vec<(&str, Capabilities)> = Vec::new();
+        for (column, url) in [
+            ("memory", "memory://".to_owned()),
+            ("Redis", redis.url().to_owned()),
+            ("Redis Cluster (spread)", cluster.url().to_owned()),
+            ("PostgreSQL", postgres.url().to_owned()),
+            ("RocksDB", rocksdb),
+            ("etcd", etcd.kv_url()),
+            ("MongoDB replica set", mongo.url().to_owned()),
+            ("MongoDB standalone", standalone.url().to_owned()),
+        ] {
+            let store = kv::connect_store(&url).await.unwrap();
+            actual.push((column, store.capabilities()));
         }
-        assert_eq!(
-            bytes(documented("max key")),
-            Some(caps.max_key_bytes as u64),
-            "{column}: max key"
-        );
-        assert_eq!(
-            bytes(documented("max value")),
-            Some(caps.max_value_bytes as u64),
-            "{column}: max value"
-        );
+        for (column, caps) in &actual {
+            println!("{column}: {caps:?}");
+        }
+        for (column, caps) in &actual {
+            let documented = |row: &str| -> &str {
+                table
+                    .get(row)
+                    .and_then(|cells| cells.get(*column))
+                    .map(String::as_str)
+                    .unwrap_or_else(|| panic!("the table has no row {row:?} or column {column:?}"))
+            };
+            let yes = |row: &str, value: bool| {
+                let cell = documented(row);
+                let says = cell.starts_with("yes");
+                assert!(
+                    says == value && (says || cell.starts_with("no")),
+                    "{column}, {row}: the table says {cell:?}, the store {value}"
+                );
+            };
+            yes("atomic batches", caps.atomic_batch);
+            yes("TTL", caps.ttl);
+            yes("compare-and-swap", caps.cas);
+            yes("ordered listing", caps.ordered_list);
+            yes("snapshot batch_get", caps.snapshot_batch_get);
+            yes("persistent", caps.persistent);
+            let batch = documented("max batch (distinct keys)");
+            match caps.max_batch_ops {
+                None => assert!(
+                    batch.starts_with("unlimited"),
+                    "{column}: max batch {batch:?}"
+                ),
+                Some(n) => assert_eq!(
+                    first_number(batch),
+                    Some(n as u64),
+                    "{column}: max batch {batch:?}"
+                ),
+            }
+            assert_eq!(
+                bytes(documented("max key")),
+                Some(caps.max_key_bytes as u64),
+                "{column}: max key"
+            );
+            assert_eq!(
+                bytes(documented("max value")),
+                Some(caps.max_value_bytes as u64),
+                "{column}: max value"
+            );
+        }
     }
-}
 
-/// `row name -> column name -> cell`, from the first table whose header
-/// starts with `| capability |`.
-#[cfg(all(
-    feature = "redis",
-    feature = "postgres",
-    feature = "rocksdb",
-    feature = "etcd",
-    feature = "mongo"
-))]
-fn capabilities_table(text: &str) -> BTreeMap<String, BTreeMap<String, String>> {
-    let cells = |line: &str| -> Vec<String> {
-        line.trim()
-            .trim_matches('|')
-            .split('|')
-            .map(|c| c.trim().replace('`', ""))
-            .collect()
-    };
-    let mut lines = text
-        .lines()
-        .skip_while(|l| !l.starts_with("| capability |"));
-    let header = cells(
-        lines
-            .next()
-            .expect("a table starting with `| capability |`"),
-    );
-    lines.next(); // |---|
-    let mut table = BTreeMap::new();
-    for line in lines.take_while(|l| l.starts_with('|')) {
-        let row = cells(line);
-        let columns = header[1..]
-            .iter()
-            .cloned()
-            .zip(row[1..].iter().cloned())
+    /// `row name -> column name -> cell`, from the first table whose header
+    /// starts with `| capability |`.
+    fn capabilities_table(text: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+        let cells = |line: &str| -> Vec<String> {
+            line.trim()
+                .trim_matches('|')
+                .split('|')
+                .map(|c| c.trim().replace('`', ""))
+                .collect()
+        };
+        let mut lines = text
+            .lines()
+            .skip_while(|l| !l.starts_with("| capability |"));
+        let header = cells(
+            lines
+                .next()
+                .expect("a table starting with `| capability |`"),
+        );
+        lines.next(); // |---|
+        let mut table = BTreeMap::new();
+        for line in lines.take_while(|l| l.starts_with('|')) {
+            let row = cells(line);
+            let columns = header[1..]
+                .iter()
+                .cloned()
+                .zip(row[1..].iter().cloned())
+                .collect();
+            table.insert(row[0].clone(), columns);
+        }
+        table
+    }
+
+    fn first_number(cell: &str) -> Option<u64> {
+        let digits: String = cell
+            .chars()
+            .skip_while(|c| !c.is_ascii_digit())
+            .take_while(|c| c.is_ascii_digit() || *c == ',')
+            .filter(char::is_ascii_digit)
             .collect();
-        table.insert(row[0].clone(), columns);
+        digits.parse().ok()
     }
-    table
-}
 
-#[cfg(all(
-    feature = "redis",
-    feature = "postgres",
-    feature = "rocksdb",
-    feature = "etcd",
-    feature = "mongo"
-))]
-fn first_number(cell: &str) -> Option<u64> {
-    let digits: String = cell
-        .chars()
-        .skip_while(|c| !c.is_ascii_digit())
-        .take_while(|c| c.is_ascii_digit() || *c == ',')
-        .filter(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
-}
-
-/// `1,024 B`, `64 MiB`, `1.5 MiB` -> bytes.
-#[cfg(all(
-    feature = "redis",
-    feature = "postgres",
-    feature = "rocksdb",
-    feature = "etcd",
-    feature = "mongo"
-))]
-fn bytes(cell: &str) -> Option<u64> {
-    let mut words = cell.split_whitespace();
-    let number: f64 = words.next()?.replace(',', "").parse().ok()?;
-    let unit = match words.next()? {
-        "B" => 1.0,
-        "KiB" => 1024.0,
-        "MiB" => 1024.0 * 1024.0,
-        "GiB" => 1024.0 * 1024.0 * 1024.0,
-        _ => return None,
-    };
-    Some((number * unit).round() as u64)
+    /// `1,024 B`, `64 MiB`, `1.5 MiB` -> bytes.
+    fn bytes(cell: &str) -> Option<u64> {
+        let mut words = cell.split_whitespace();
+        let number: f64 = words.next()?.replace(',', "").parse().ok()?;
+        let unit = match words.next()? {
+            "B" => 1.0,
+            "KiB" => 1024.0,
+            "MiB" => 1024.0 * 1024.0,
+            "GiB" => 1024.0 * 1024.0 * 1024.0,
+            _ => return None,
+        };
+        Some((number * unit).round() as u64)
+    }
 }

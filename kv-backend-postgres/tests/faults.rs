@@ -1,105 +1,37 @@
 //! PostgreSQL under injected faults: connections cut mid-request, stalled,
-//! refused, and 64 tasks of load. The store under test goes through a
-//! `kv_testkit::FaultProxy`; checks read over a direct connection.
+//! refused, and 64 tasks of load (kv-conformance's fault suite). The store
+//! under test goes through a `kv_testkit::FaultProxy`; checks read over a
+//! direct connection.
 
-#![allow(clippy::unwrap_used)] // tests fail by panicking
-
-use std::time::Duration;
+use std::sync::Arc;
 
 use kv_backend_postgres::PostgresStore;
-use kv_conformance::faults;
-use kv_core::Key;
-use kv_testkit::FaultProxy;
+use kv_conformance::fault_suite::{FaultTarget, Timeouts};
+use kv_core::KvStore;
 
-async fn store(url: &str) -> PostgresStore {
-    PostgresStore::builder()
-        .url(url)
-        .purge_interval(None)
-        .connect()
-        .await
-        .unwrap()
+struct Postgres;
+
+impl FaultTarget for Postgres {
+    const NAME: &'static str = "PostgreSQL";
+
+    async fn server() -> Option<String> {
+        Some(kv_testkit::postgres().await?.url().to_owned())
+    }
+
+    fn refused() -> String {
+        format!("postgres://postgres@{}/postgres", kv_testkit::closed_port())
+    }
+
+    async fn connect(address: &str, timeouts: Timeouts) -> kv_core::Result<Arc<dyn KvStore>> {
+        let mut builder = PostgresStore::builder().url(address);
+        if let Some(request) = timeouts.request {
+            builder = builder.request_timeout(request);
+        }
+        if let Some(connect) = timeouts.connect {
+            builder = builder.connect_timeout(connect);
+        }
+        Ok(builder.connect().await?.into_dyn())
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_thousand_cuts_leave_no_partial_batch_and_no_double_swap() {
-    let Some(server) = kv_testkit::postgres().await else {
-        return;
-    };
-    let proxy = FaultProxy::start(server.url()).await.unwrap();
-    let through = store(&proxy.url_for(server.url())).await;
-    let direct = store(server.url()).await;
-    let seed = kv_testkit::seed();
-    let report =
-        faults::cuts_leave_no_partial_batch(&through, &direct, &proxy, "faults/cuts/", 1000, seed)
-            .await;
-    println!("PostgreSQL: {report}");
-    assert_eq!(report.partial, 0);
-    assert!(report.cuts >= 1000, "{report}");
-}
-
-#[tokio::test]
-async fn a_stalled_connection_ends_in_timeout_and_the_store_recovers() {
-    let Some(server) = kv_testkit::postgres().await else {
-        return;
-    };
-    let proxy = FaultProxy::start(server.url()).await.unwrap();
-    let timeout = Duration::from_millis(300);
-    let through = PostgresStore::builder()
-        .url(proxy.url_for(server.url()))
-        .purge_interval(None)
-        .request_timeout(timeout)
-        .connect()
-        .await
-        .unwrap();
-    let key = Key::new("faults/stall").unwrap();
-    let took = faults::stalls_end_in_timeout(&through, &proxy, timeout, &key).await;
-    println!(
-        "PostgreSQL get, batch_set on a stalled connection (request timeout {timeout:?}): Timeout after {took:?}"
-    );
-}
-
-#[tokio::test]
-async fn connecting_to_a_refused_or_silent_port_fails_fast() {
-    let refused = format!("postgres://postgres@{}/postgres", kv_testkit::closed_port());
-    let took = faults::connect_fails_fast(
-        Duration::from_secs(5),
-        PostgresStore::builder().url(refused).connect(),
-    )
-    .await;
-    println!("PostgreSQL connect to a refused port: Unavailable after {took:?}");
-
-    // A server that accepts and never answers: the connect timeout governs.
-    let Some(server) = kv_testkit::postgres().await else {
-        return;
-    };
-    let proxy = FaultProxy::start(server.url()).await.unwrap();
-    proxy.stall();
-    let took = faults::connect_fails_fast(
-        Duration::from_secs(3),
-        PostgresStore::builder()
-            .url(proxy.url_for(server.url()))
-            .connect_timeout(Duration::from_secs(1))
-            .connect(),
-    )
-    .await;
-    println!(
-        "PostgreSQL connect to a silent server (connect timeout 1s): Unavailable after {took:?}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sixty_four_tasks_of_mixed_load_lose_no_write() {
-    let Some(server) = kv_testkit::postgres().await else {
-        return;
-    };
-    let store = store(server.url()).await.into_dyn();
-    let report = kv_conformance::load::mixed_load_loses_no_write(
-        store,
-        "faults/load/",
-        64,
-        kv_conformance::load::duration(),
-        kv_testkit::seed(),
-    )
-    .await;
-    println!("PostgreSQL load: {report}");
-}
+kv_conformance::fault_suite!(Postgres);

@@ -37,6 +37,7 @@ pub mod crud;
 pub mod disruption;
 pub mod export;
 pub mod ext;
+pub mod fault_suite;
 pub mod faults;
 pub mod keys;
 pub mod list;

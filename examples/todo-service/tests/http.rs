@@ -21,18 +21,19 @@ async fn serve(url: &str) -> String {
     base
 }
 
+/// GETs `url` and parses its JSON body.
+async fn get_json<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    url: impl reqwest::IntoUrl,
+) -> T {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 /// Everything a client does, checked: create, page through, read, update
 /// (concurrently, with no update lost), refuse bad input, delete.
 async fn exercise(base: &str, backend: &str) {
     let http = reqwest::Client::new();
-    let health: Value = http
-        .get(format!("{base}/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = get_json(&http, format!("{base}/health")).await;
     assert_eq!(health["backend"], backend, "{health}");
 
     // Create three; ids sort in creation order.
@@ -54,14 +55,7 @@ async fn exercise(base: &str, backend: &str) {
     }
 
     // Two pages: 2, then 1, oldest first.
-    let first: TodoPage = http
-        .get(format!("{base}/todos?limit=2"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let first: TodoPage = get_json(&http, format!("{base}/todos?limit=2")).await;
     assert_eq!(first.todos, created[..2]);
     let after = first.next.expect("a second page");
     let second: TodoPage = http
@@ -78,14 +72,7 @@ async fn exercise(base: &str, backend: &str) {
 
     // Read one; a missing one is 404.
     let id = &created[0].id;
-    let one: Todo = http
-        .get(format!("{base}/todos/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let one: Todo = get_json(&http, format!("{base}/todos/{id}")).await;
     assert_eq!(&one, &created[0]);
     let missing = http.get(format!("{base}/todos/nope")).send().await.unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
@@ -108,14 +95,7 @@ async fn exercise(base: &str, backend: &str) {
             "{status}"
         );
     }
-    let after_race: Todo = http
-        .get(format!("{base}/todos/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let after_race: Todo = get_json(&http, format!("{base}/todos/{id}")).await;
     if finished == StatusCode::OK {
         assert!(after_race.done, "an update was lost: {after_race:?}");
     } else {
@@ -141,14 +121,7 @@ async fn exercise(base: &str, backend: &str) {
             "{error}"
         );
     }
-    let all: TodoPage = http
-        .get(format!("{base}/todos"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let all: TodoPage = get_json(&http, format!("{base}/todos")).await;
     assert_eq!(all.todos.len(), 3);
 
     // Delete all three; a second delete is 404.
