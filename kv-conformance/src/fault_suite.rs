@@ -1,6 +1,6 @@
 //! The fault tests of a network backend, written once. A backend says how
 //! to reach its test server by implementing [`FaultTarget`], and
-//! [`fault_suite!`](crate::fault_suite) expands to its four tests:
+//! [`fault_suite!`](macro@crate::fault_suite) expands to its four tests:
 //!
 //! - 1,000 connections cut mid-request or mid-answer
 //!   ([`faults::cuts_leave_no_partial_batch`]);
