@@ -44,11 +44,77 @@ pub(crate) fn map_mongo_error(op: Operation, err: MongoError) -> Error {
         _ => ErrorKind::Backend,
     };
     let transient = is_transient(&err);
-    let mapped = Error::new(kind, BACKEND, op).with_source(err);
+    let mapped = match ServerSaid::of(&err) {
+        Some((code, name, message)) => {
+            let labels = err.labels().iter().cloned().collect();
+            Error::new(kind, BACKEND, op).with_source(ServerSaid {
+                code,
+                name,
+                message,
+                labels,
+                driver: err,
+            })
+        }
+        None => Error::new(kind, BACKEND, op).with_source(err),
+    };
     if transient && !kind.is_temporary() {
         mapped.with_temporary(true)
     } else {
         mapped
+    }
+}
+
+/// A server's error shown as the server said it (code, name, message,
+/// labels) instead of the driver's `Display`, which appends the raw reply
+/// as hex; the driver's error stays reachable as its
+/// [`source`](std::error::Error::source).
+#[derive(Debug)]
+struct ServerSaid {
+    code: i32,
+    name: String,
+    message: String,
+    labels: Vec<String>,
+    driver: MongoError,
+}
+
+impl ServerSaid {
+    /// The code, code name and message of a command, write or write
+    /// concern error; `None` for other kinds of errors.
+    fn of(err: &MongoError) -> Option<(i32, String, String)> {
+        match err.kind.as_ref() {
+            MongoKind::Command(c) => Some((c.code, c.code_name.clone(), c.message.clone())),
+            MongoKind::Write(WriteFailure::WriteError(w)) => Some((
+                w.code,
+                w.code_name.clone().unwrap_or_default(),
+                w.message.clone(),
+            )),
+            MongoKind::Write(WriteFailure::WriteConcernError(w)) => {
+                Some((w.code, w.code_name.clone(), w.message.clone()))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ServerSaid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "server error {}", self.code)?;
+        if !self.name.is_empty() {
+            write!(f, " ({})", self.name)?;
+        }
+        write!(f, ": {}", self.message)?;
+        if !self.labels.is_empty() {
+            let mut labels = self.labels.clone();
+            labels.sort();
+            write!(f, " [labels: {}]", labels.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ServerSaid {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.driver)
     }
 }
 
@@ -164,5 +230,23 @@ mod tests {
             ErrorKind::Unavailable
         );
         assert!(reply_error(Operation::Set, &doc! {"ok": 1.0, "n": 3}).is_none());
+    }
+
+    #[test]
+    fn a_server_error_reads_as_the_server_said_it() {
+        let command: mongodb::error::CommandError = mongodb::bson::from_document(doc! {
+            "code": 10107, "codeName": "NotWritablePrimary", "errmsg": "not primary",
+        })
+        .unwrap();
+        let driver = MongoError::from(MongoKind::Command(command));
+        let err = map_mongo_error(Operation::Set, driver);
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        assert_eq!(
+            err.to_string(),
+            "mongo set: unavailable: server error 10107 (NotWritablePrimary): not primary"
+        );
+        let source = std::error::Error::source(&err).unwrap();
+        let driver = source.source().unwrap();
+        assert!(driver.downcast_ref::<MongoError>().is_some(), "{driver:?}");
     }
 }
