@@ -510,6 +510,74 @@ fn start_redis_cluster(private: bool) -> Result<RedisCluster, String> {
     })
 }
 
+/// The variable pointing the tests at a MongoDB replica set of several
+/// members: `mongodb://h1,h2,h3/?replicaSet=rs0`.
+pub const MONGO_RS_ENV: &str = "KV_TEST_MONGO_RS_URL";
+
+/// A MongoDB replica set of several members (three when started here).
+#[derive(Debug)]
+pub struct MongoReplicaSet {
+    url: String,
+    members: Vec<TestServer>,
+}
+
+impl MongoReplicaSet {
+    /// `mongodb://` naming every member and the set.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The members started here (empty for a set from the environment),
+    /// each reached directly; each can be [crashed](TestServer::crash).
+    pub fn members(&self) -> &[TestServer] {
+        &self.members
+    }
+}
+
+/// A MongoDB replica set of the caller's own, for tests that step its
+/// primary down: [`MONGO_RS_ENV`], or three `mongod` started here on
+/// loopback when `mongod` and `mongosh` are on PATH (stopped when dropped).
+///
+/// Unlike [`server`], `None` when neither is there: the test server used
+/// elsewhere (SecantusDB) has one member, and a fresh machine may have no
+/// `mongod` at all, so the caller says loudly that it did not run.
+///
+/// # Panics
+///
+/// When `mongod` is there but the set does not start.
+pub async fn mongo_replica_set() -> Option<MongoReplicaSet> {
+    if let Ok(url) = std::env::var(MONGO_RS_ENV)
+        && !url.trim().is_empty()
+    {
+        return Some(MongoReplicaSet {
+            url: url.trim().to_owned(),
+            members: Vec::new(),
+        });
+    }
+    let started = tokio::task::spawn_blocking(|| local::mongod_replica_set(3)).await;
+    match started {
+        Ok(None) => None,
+        Ok(Some(Ok(members))) => {
+            let hosts: Vec<String> = members
+                .iter()
+                .map(|m| {
+                    let addr = m.url.trim_start_matches("mongodb://");
+                    addr.split('/').next().unwrap_or(addr).to_owned()
+                })
+                .collect();
+            Some(MongoReplicaSet {
+                url: format!("mongodb://{}/?replicaSet=kvrs", hosts.join(",")),
+                members: members
+                    .into_iter()
+                    .map(|m| TestServer::started_here(Kind::Mongo, m, true))
+                    .collect(),
+            })
+        }
+        Ok(Some(Err(why))) => panic!("a MongoDB replica set: {why}"),
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    }
+}
+
 /// The variable pointing the tests at a standalone MongoDB (no replica set).
 pub const MONGO_STANDALONE_ENV: &str = "KV_TEST_MONGO_STANDALONE_URL";
 

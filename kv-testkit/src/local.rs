@@ -768,6 +768,86 @@ fn mongod_server(mongod: &Path, options: MongoOptions) -> Result<Local, String> 
     })
 }
 
+/// A real replica set of `members` `mongod`s on loopback (`--replSet
+/// kvrs`), initiated together with `mongosh`; ready once one member is a
+/// writable primary. `None` when `mongod` or `mongosh` is not on PATH.
+pub(crate) fn mongod_replica_set(members: usize) -> Option<Result<Vec<Local>, String>> {
+    let mongod = which("mongod")?;
+    let mongosh = which("mongosh")?;
+    Some(start_mongod_replica_set(&mongod, &mongosh, members))
+}
+
+fn start_mongod_replica_set(
+    mongod: &Path,
+    mongosh: &Path,
+    members: usize,
+) -> Result<Vec<Local>, String> {
+    let mut started: Vec<Local> = Vec::new();
+    let mut ports = Vec::new();
+    let stop_all = |started: Vec<Local>| started.into_iter().for_each(|l| l.watched.stop());
+    for _ in 0..members {
+        let port = free_port().map_err(|e| e.to_string())?.to_string();
+        let dir = dir_for("mongod-rs")?;
+        let db = dir.join("db");
+        std::fs::create_dir_all(&db).map_err(|e| e.to_string())?;
+        let args = strings(&[
+            "--port",
+            &port,
+            "--bind_ip",
+            "127.0.0.1",
+            "--dbpath",
+            &db.display().to_string(),
+            "--replSet",
+            "kvrs",
+        ]);
+        match spawn(dir, None, mongod, &args) {
+            Ok(watched) => started.push(Local {
+                url: format!("mongodb://127.0.0.1:{port}/?directConnection=true"),
+                watched,
+            }),
+            Err(e) => {
+                stop_all(started);
+                return Err(e);
+            }
+        }
+        ports.push(port);
+    }
+    let eval = |port: &str, script: &str| {
+        Command::new(mongosh)
+            .args(["--quiet", "--port", port, "--eval", script])
+            .output()
+            .is_ok_and(|o| {
+                o.status.success() && String::from_utf8_lossy(&o.stdout).contains("true")
+            })
+    };
+    let hosts = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{{_id: {i}, host: '127.0.0.1:{p}'}}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let init = format!(
+        "try {{ rs.initiate({{_id: 'kvrs', members: [{hosts}]}}); print(true) }} \
+         catch (e) {{ print(e.codeName === 'AlreadyInitialized') }}"
+    );
+    let first = &ports[0];
+    let ready = wait_until(READY_TIMEOUT, || eval(first, &init))
+        && wait_until(READY_TIMEOUT, || {
+            ports
+                .iter()
+                .any(|p| eval(p, "print(db.hello().isWritablePrimary)"))
+        });
+    if ready {
+        Ok(started)
+    } else {
+        let tail = started[0].watched.log_tail();
+        stop_all(started);
+        Err(format!(
+            "the mongod replica set did not elect a primary within {READY_TIMEOUT:?}; a log ends:\n{tail}"
+        ))
+    }
+}
+
 /// `chmod 600`: mongod refuses a key file others can read.
 fn set_owner_only(path: &Path) -> Result<(), String> {
     let status = Command::new("chmod")
