@@ -40,6 +40,8 @@ TIMES=()
 STEP=""
 STEP_START=0
 RUN_START=$(date +%s)
+TEST_LOG="$CARGO_TARGET_DIR/kv-test-output.log"
+rm -f "$TEST_LOG"
 finish_step() {
   if [ -n "$STEP" ]; then
     TIMES+=("$(printf '%6ds  %s' "$(($(date +%s) - STEP_START))" "$STEP")")
@@ -58,6 +60,13 @@ report() {
   local rocksdb_builds
   rocksdb_builds=$(find "$CARGO_TARGET_DIR/debug/build" -maxdepth 2 -path '*/librocksdb-sys-*/out' 2>/dev/null | wc -l)
   echo "RocksDB C++ builds in $CARGO_TARGET_DIR: $rocksdb_builds"
+  # Tests that could not run here (they need a server this machine cannot
+  # have, such as a three-member MongoDB replica set) say so; repeat it.
+  if [ -f "$TEST_LOG" ] && grep -q "NOT RUN:" "$TEST_LOG"; then
+    echo
+    echo "==> tests that did not run (see why above)"
+    grep -o "NOT RUN: [^:]*" "$TEST_LOG" | sort -u
+  fi
 }
 trap report EXIT
 step() {
@@ -100,7 +109,7 @@ python3 scripts/charts.py --check
 mdbook build docs
 
 step "cargo test --workspace --all-features"
-cargo test --workspace --all-features
+cargo test --workspace --all-features 2>&1 | tee "$TEST_LOG"
 
 step "quickstart example"
 cargo run --quiet --example quickstart

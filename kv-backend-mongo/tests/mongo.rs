@@ -377,10 +377,10 @@ async fn batch_get_reads_one_snapshot_on_real_mongod() {
         .await
         .unwrap();
     if status.contains_key("secantus") {
-        eprintln!(
-            "batch_get_reads_one_snapshot_on_real_mongod: the test server is SecantusDB, \
-             which does not pin snapshot reads; this runs with a real mongod \
-             (KV_TEST_MONGO_URL or Docker)"
+        kv_testkit::not_run(
+            "batch_get_reads_one_snapshot_on_real_mongod",
+            "the test server is SecantusDB, which does not pin snapshot reads; \
+             this runs with a real mongod (KV_TEST_MONGO_URL or Docker)",
         );
         return;
     }

@@ -69,10 +69,10 @@ async fn a_forced_step_down_of_a_one_member_set_splits_no_batch_and_the_store_ca
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stepping_down_the_primary_during_batches_loses_nothing_and_splits_no_batch() {
     let Some(set) = kv_testkit::mongo_replica_set().await else {
-        println!(
-            "\n!!!!!!!!!! NOT RUN: the MongoDB step-down test needs a real replica set of three \
-             members; set KV_TEST_MONGO_RS_URL (e.g. mongodb://h1,h2,h3/?replicaSet=rs0) or put \
-             mongod and mongosh on PATH !!!!!!!!!!\n"
+        kv_testkit::not_run(
+            "stepping_down_the_primary_during_batches_loses_nothing_and_splits_no_batch",
+            "it needs a real replica set of three members; set KV_TEST_MONGO_RS_URL \
+             (e.g. mongodb://h1,h2,h3/?replicaSet=rs0) or put mongod and mongosh on PATH",
         );
         return;
     };

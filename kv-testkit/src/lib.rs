@@ -748,11 +748,25 @@ fn start_mongo_standalone() -> Result<TestServer, String> {
 
 /// `None` with a loud line when skipping is allowed; else a panic saying
 /// what to install.
+/// Says on the terminal, past the test harness's output capture (a passing
+/// test's `println!` is never shown), that a test did not run and why.
+///
+/// ```
+/// kv_testkit::not_run("my_test", "it needs a real three-member replica set");
+/// ```
+pub fn not_run(test: &str, why: &str) {
+    use std::io::Write as _;
+    let line = format!("\n!!!!!!!!!! NOT RUN: {test}: {why}. THE TEST DID NOT RUN. !!!!!!!!!!\n");
+    // Written to the process's stderr directly, not through `eprintln!`,
+    // which libtest captures. A failed write to stderr has nowhere to go.
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
 fn unavailable<T>(kind: Kind, why: &str) -> Option<T> {
     if skip_allowed() {
-        eprintln!(
-            "\n!!!!!!!!!! KV-TESTKIT: SKIPPING A TEST: no {kind} server ({why}); \
-             KV_TEST_SKIP_UNAVAILABLE=1 allows this. THE TEST DID NOT RUN. !!!!!!!!!!\n"
+        not_run(
+            "a test",
+            &format!("no {kind} server ({why}); KV_TEST_SKIP_UNAVAILABLE=1 allows skipping"),
         );
         return None;
     }
