@@ -415,7 +415,10 @@ pub async fn private_etcd_tls(
     cert_file: std::path::PathBuf,
     key_file: std::path::PathBuf,
 ) -> Option<TestServer> {
-    let started = tokio::task::spawn_blocking(move || local::etcd_tls(&cert_file, &key_file)).await;
+    let started = tokio::task::spawn_blocking(move || {
+        local::retrying(2, || local::etcd_tls(&cert_file, &key_file))
+    })
+    .await;
     match started {
         Ok(Ok(local)) => Some(TestServer::started_here(Kind::Etcd, local, true)),
         Ok(Err(why)) => unavailable(Kind::Etcd, &why),
@@ -632,7 +635,9 @@ pub async fn private_mongo_with_auth(user: &str, password: &str) -> Option<TestS
         auth: Some((user.to_owned(), password.to_owned())),
         tls: None,
     };
-    match tokio::task::spawn_blocking(move || local::mongo(options)).await {
+    match tokio::task::spawn_blocking(move || local::retrying(2, || local::mongo(options.clone())))
+        .await
+    {
         Ok(Ok(local)) => Some(TestServer::started_here(Kind::Mongo, local, true)),
         Ok(Err(why)) => unavailable(Kind::Mongo, &why),
         Err(join) => std::panic::resume_unwind(join.into_panic()),
@@ -656,7 +661,10 @@ pub async fn private_redis_secured(
         password: password.map(str::to_owned),
         tls: tls.map(|t| (t.cert(), t.key())),
     };
-    started(Kind::Redis, move || local::redis(&options)).await
+    started(Kind::Redis, move || {
+        local::retrying(2, || local::redis(&options))
+    })
+    .await
 }
 
 /// A new PostgreSQL of the caller's own requiring `scram-sha-256` with
@@ -677,7 +685,10 @@ pub async fn private_postgres_secured(
         password: password.map(str::to_owned),
         tls: tls.map(|t| (t.cert(), t.key())),
     };
-    started(Kind::Postgres, move || local::postgres(&options)).await
+    started(Kind::Postgres, move || {
+        local::retrying(2, || local::postgres(&options))
+    })
+    .await
 }
 
 /// A new MongoDB of the caller's own (a one-node replica set) serving only
@@ -700,7 +711,10 @@ pub async fn private_mongo_tls(tls: &TestCerts) -> Option<TestServer> {
             ca: tls.ca(),
         }),
     };
-    started(Kind::Mongo, move || local::mongo(options)).await
+    started(Kind::Mongo, move || {
+        local::retrying(2, || local::mongo(options.clone()))
+    })
+    .await
 }
 
 /// Starts a private local server on a blocking thread.
@@ -737,7 +751,7 @@ fn start_mongo_standalone() -> Result<TestServer, String> {
         auth: None,
         tls: None,
     };
-    match local::mongo(options) {
+    match local::retrying(2, || local::mongo(options.clone())) {
         Ok(local) => Ok(TestServer::started_here(Kind::Mongo, local, false)),
         Err(why) => {
             notes.push(why);

@@ -20,14 +20,33 @@ pub(crate) struct Local {
 /// Starts `kind` locally, retrying once (a free port can be taken between
 /// the probe and the bind).
 pub(crate) fn start(kind: Kind) -> Result<Local, String> {
-    match start_once(kind) {
-        Ok(local) => Ok(local),
-        Err(first) => start_once(kind).map_err(|second| {
-            format!(
-                "{second}\n(an earlier attempt failed too: {})",
-                first.lines().next().unwrap_or("")
-            )
-        }),
+    retrying(2, || start_once(kind))
+}
+
+/// Runs `start` up to `attempts` times until it succeeds: servers bind
+/// ports probed free a moment before, and another process (an outgoing
+/// connection's ephemeral port, often) can take one in between. The error
+/// is the last attempt's, with the first line of each earlier one.
+pub(crate) fn retrying<T>(
+    attempts: usize,
+    mut start: impl FnMut() -> Result<T, String>,
+) -> Result<T, String> {
+    let mut earlier = Vec::new();
+    loop {
+        match start() {
+            Ok(started) => return Ok(started),
+            Err(why) if earlier.len() + 1 >= attempts => {
+                return Err(if earlier.is_empty() {
+                    why
+                } else {
+                    format!(
+                        "{why}\n(earlier attempts failed too: {})",
+                        earlier.join("; ")
+                    )
+                });
+            }
+            Err(why) => earlier.push(why.lines().next().unwrap_or("").to_owned()),
+        }
     }
 }
 
@@ -405,6 +424,10 @@ fn etcd_healthy(addr: &str) -> bool {
 /// own watchdog; ready once every member is healthy.
 pub(crate) fn etcd_cluster(members: usize) -> Result<Vec<Local>, String> {
     let program = which("etcd").ok_or("`etcd` is not on PATH")?;
+    retrying(3, || etcd_cluster_once(&program, members))
+}
+
+fn etcd_cluster_once(program: &Path, members: usize) -> Result<Vec<Local>, String> {
     let mut ports = Vec::new();
     for _ in 0..members {
         let client = free_port().map_err(|e| e.to_string())?;
@@ -430,7 +453,7 @@ pub(crate) fn etcd_cluster(members: usize) -> Result<Vec<Local>, String> {
             &initial,
         );
         args.extend(strings(&["--initial-cluster-token", &token]));
-        match spawn(dir, None, &program, &args) {
+        match spawn(dir, None, program, &args) {
             Ok(watched) => started.push(Local {
                 url: client_url,
                 watched,
@@ -469,6 +492,19 @@ pub(crate) fn etcd_cluster(members: usize) -> Result<Vec<Local>, String> {
 pub(crate) fn redis_cluster(masters: usize, replicas: usize) -> Result<Vec<Local>, String> {
     let program = which("redis-server").ok_or("`redis-server` is not on PATH")?;
     let cli = which("redis-cli").ok_or("`redis-cli` is not on PATH")?;
+    retrying(3, || redis_cluster_once(&program, &cli, masters, replicas))
+}
+
+/// How long a Redis node may take to answer `PING` after it was spawned
+/// (it takes milliseconds; one that has not answered by then has exited).
+const REDIS_NODE_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn redis_cluster_once(
+    program: &Path,
+    cli: &Path,
+    masters: usize,
+    replicas: usize,
+) -> Result<Vec<Local>, String> {
     let count = masters * (1 + replicas);
     let mut nodes: Vec<Local> = Vec::new();
     let stop_all = |nodes: Vec<Local>| nodes.into_iter().for_each(|n| n.watched.stop());
@@ -501,7 +537,7 @@ pub(crate) fn redis_cluster(masters: usize, replicas: usize) -> Result<Vec<Local
             "--daemonize",
             "no",
         ]);
-        match spawn(dir, None, &program, &args) {
+        match spawn(dir, None, program, &args) {
             Ok(watched) => nodes.push(Local {
                 url: format!("redis://127.0.0.1:{port}"),
                 watched,
@@ -517,17 +553,24 @@ pub(crate) fn redis_cluster(masters: usize, replicas: usize) -> Result<Vec<Local
         .map(|n| n.url.trim_start_matches("redis://").to_owned())
         .collect();
     let answers = |a: &String| tcp_exchange(a, b"PING\r\n").is_some_and(|r| r.starts_with("+PONG"));
-    let up = wait_until(READY_TIMEOUT, || addrs.iter().all(answers));
+    let up = wait_until(REDIS_NODE_TIMEOUT, || addrs.iter().all(answers));
     if !up {
         let silent = addrs.iter().position(|a| !answers(a)).unwrap_or(0);
-        let tail = nodes[silent].watched.log_tail();
+        let mut tail = nodes[silent].watched.log_tail();
+        if tail.is_empty() {
+            // The watchdog removes a server's directory, log included, when
+            // the server exits.
+            tail = "(none: it exited, its log removed with its directory; usually a port \
+                    taken between the probe and the bind)"
+                .to_owned();
+        }
         let addr = &addrs[silent];
         stop_all(nodes);
         return Err(format!(
             "the Redis cluster node at {addr} did not start; its log ends:\n{tail}"
         ));
     }
-    let created = Command::new(&cli)
+    let created = Command::new(cli)
         .arg("--cluster")
         .arg("create")
         .args(&addrs)
@@ -774,7 +817,9 @@ fn mongod_server(mongod: &Path, options: MongoOptions) -> Result<Local, String> 
 pub(crate) fn mongod_replica_set(members: usize) -> Option<Result<Vec<Local>, String>> {
     let mongod = which("mongod")?;
     let mongosh = which("mongosh")?;
-    Some(start_mongod_replica_set(&mongod, &mongosh, members))
+    Some(retrying(2, || {
+        start_mongod_replica_set(&mongod, &mongosh, members)
+    }))
 }
 
 fn start_mongod_replica_set(
@@ -859,5 +904,35 @@ fn set_owner_only(path: &Path) -> Result<(), String> {
         Ok(())
     } else {
         Err("chmod 600 on the mongod key file failed".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retrying;
+
+    #[test]
+    fn a_start_is_retried_until_it_succeeds_or_the_attempts_run_out() {
+        let mut calls = 0;
+        let started = retrying(3, || {
+            calls += 1;
+            if calls < 3 {
+                Err(format!("port taken ({calls})\nlog"))
+            } else {
+                Ok(calls)
+            }
+        });
+        assert_eq!(started, Ok(3));
+
+        let mut calls = 0;
+        let failed: Result<(), String> = retrying(2, || {
+            calls += 1;
+            Err(format!("attempt {calls}\nits log"))
+        });
+        assert_eq!(calls, 2);
+        assert_eq!(
+            failed.unwrap_err(),
+            "attempt 2\nits log\n(earlier attempts failed too: attempt 1)"
+        );
     }
 }
