@@ -23,6 +23,15 @@ use kv_backend_mongo::mongodb::bson::doc;
 use kv_conformance::disruption::batches_stay_whole_while;
 use kv_core::{ErrorKind, Key, KvStore, SetOptions};
 
+/// Whether the node answers `hello` as a writable primary (an error counts
+/// as not yet).
+async fn is_writable_primary(admin: &kv_backend_mongo::mongodb::Database) -> bool {
+    admin
+        .run_command(doc! {"hello": 1})
+        .await
+        .is_ok_and(|hello| hello.get_bool("isWritablePrimary").unwrap_or(false))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forced_step_down_of_a_one_member_set_splits_no_batch_and_the_store_carries_on() {
     let server = kv_testkit::private(kv_testkit::Kind::Mongo)
@@ -48,8 +57,19 @@ async fn a_forced_step_down_of_a_one_member_set_splits_no_batch_and_the_store_ca
                 .await
                 .unwrap();
             windows.set(windows.get() + 1);
-            // Writes meet the window (2 s), then the primary again.
-            tokio::time::sleep(Duration::from_secs(3)).await;
+            // Writes meet the window (2 s), then the primary again: at once
+            // on the test server, after an election on mongod.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let mut waited = 0;
+            while !is_writable_primary(&admin).await {
+                waited += 1;
+                assert!(
+                    waited < 600,
+                    "the node did not become primary again in 60 s"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     };
     let kinds = [ErrorKind::Unavailable, ErrorKind::Timeout];
