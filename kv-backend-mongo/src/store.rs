@@ -24,6 +24,10 @@ use crate::error::{
 use crate::topology::{ServerInfo, Topology};
 use crate::txn::{Runner, millis};
 
+/// How long after the driver's own server selection timeout (the connect
+/// timeout) `connect` gives up on its own.
+const SELECTION_GRACE: Duration = Duration::from_millis(500);
+
 /// The name of the TTL index the store creates on `e`.
 pub(crate) const TTL_INDEX: &str = "kv_ttl";
 
@@ -194,7 +198,11 @@ impl MongoStore {
         options.app_name = options.app_name.or(Some("kv".to_owned()));
         let client =
             Client::with_options(options).map_err(|e| map_mongo_error(Operation::Connect, e))?;
-        let timeout = config.connect_timeout();
+        // The driver's server selection ends at the connect timeout with
+        // the reason (an untrusted certificate, a refused port) in its
+        // error; the outer bound, for a handshake that hangs, comes a little
+        // later so that it does not race the driver's answer and hide it.
+        let timeout = config.connect_timeout() + SELECTION_GRACE;
         connect_within(BACKEND, timeout, Self::with_client(client, config)).await
     }
 
