@@ -769,19 +769,25 @@ fn start_mongo_standalone() -> Result<TestServer, String> {
 /// kv_testkit::not_run("my_test", "it needs a real three-member replica set");
 /// ```
 pub fn not_run(test: &str, why: &str) {
+    shout(&format!(
+        "\n!!!!!!!!!! NOT RUN: {test}: {why}. THE TEST DID NOT RUN. !!!!!!!!!!\n"
+    ));
+}
+
+/// Writes `text` to the process's stderr directly, not through
+/// `eprintln!`, which libtest captures. A failed write to stderr has
+/// nowhere to go.
+fn shout(text: &str) {
     use std::io::Write as _;
-    let line = format!("\n!!!!!!!!!! NOT RUN: {test}: {why}. THE TEST DID NOT RUN. !!!!!!!!!!\n");
-    // Written to the process's stderr directly, not through `eprintln!`,
-    // which libtest captures. A failed write to stderr has nowhere to go.
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 fn unavailable<T>(kind: Kind, why: &str) -> Option<T> {
     if skip_allowed() {
-        not_run(
-            "a test",
-            &format!("no {kind} server ({why}); KV_TEST_SKIP_UNAVAILABLE=1 allows skipping"),
-        );
+        shout(&format!(
+            "\n!!!!!!!!!! KV-TESTKIT: SKIPPING A TEST: NOT RUN: no {kind} server ({why}); \
+             KV_TEST_SKIP_UNAVAILABLE=1 allows this. THE TEST DID NOT RUN. !!!!!!!!!!\n"
+        ));
         return None;
     }
     panic!(
