@@ -4,6 +4,9 @@
 //! operations, over pluggable backends. Pick a backend with a cargo feature
 //! and a URL; the code stays the same.
 //!
+//! The package is `anykv` (`anykv = { version = "0.1", features = ["redis"] }`
+//! once released; by `path` or `git` until then); its library is `kv`.
+//!
 //! ```
 //! use std::time::Duration;
 //!
@@ -199,8 +202,8 @@ fn config_error(message: impl Into<String>) -> Error {
 fn feature_off(scheme: &str, feature: &str) -> Error {
     config_error(format!(
         "`{scheme}://` needs the `{feature}` backend, which this build of kv does not include; \
-         enable the cargo feature `{feature}` of kv (for example `kv = {{ version = \"0.1\", \
-         features = [\"{feature}\"] }}`)"
+         enable the cargo feature `{feature}` of the facade package anykv (for example \
+         `anykv = {{ version = \"0.1\", features = [\"{feature}\"] }}`)"
     ))
 }
 
@@ -289,41 +292,3 @@ fn memory(_url: &str) -> Result<Arc<dyn KvStore>> {
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
-
-/// The book's pages (`docs/src`), whose Rust code blocks are compiled and
-/// run as doctests like the README's, so the book cannot rot either. (Its
-/// pages that include a backend's README are tested in that crate.)
-#[cfg(all(
-    doctest,
-    feature = "redis",
-    feature = "postgres",
-    feature = "rocksdb",
-    feature = "etcd",
-    feature = "mongo"
-))]
-pub mod book {
-    /// `introduction.md`
-    #[doc = include_str!("../docs/src/introduction.md")]
-    pub struct Introduction;
-    /// `getting-started.md`
-    #[doc = include_str!("../docs/src/getting-started.md")]
-    pub struct GettingStarted;
-    /// `choosing-a-backend.md`
-    #[doc = include_str!("../docs/src/choosing-a-backend.md")]
-    pub struct ChoosingABackend;
-    /// `contract.md`
-    #[doc = include_str!("../docs/src/contract.md")]
-    pub struct Contract;
-    /// `backends/memory.md`
-    #[doc = include_str!("../docs/src/backends/memory.md")]
-    pub struct Memory;
-    /// `testing.md`
-    #[doc = include_str!("../docs/src/testing.md")]
-    pub struct Testing;
-    /// `scaling-out.md`
-    #[doc = include_str!("../docs/src/scaling-out.md")]
-    pub struct ScalingOut;
-    /// `new-backend.md`
-    #[doc = include_str!("../docs/src/new-backend.md")]
-    pub struct NewBackend;
-}

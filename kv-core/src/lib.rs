@@ -17,8 +17,9 @@
 //! - [`Key`], [`Error`]/[`ErrorKind`], [`Capabilities`], the options and
 //!   batch types, and [`Validator`], the checks every backend runs first.
 //!
-//! Applications usually depend on the facade crate `kv`, which re-exports
-//! all of this and connects to a backend by URL.
+//! Applications usually depend on the facade, package `anykv` (library
+//! `kv`), which re-exports all of this and connects to a backend by URL.
+//! This crate is published as `anykv-core`; its library is `kv_core`.
 //!
 //! ```
 //! use kv_core::{Kv, MemoryStore};

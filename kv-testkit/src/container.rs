@@ -14,6 +14,9 @@ use testcontainers_modules::{mongo::Mongo, postgres::Postgres, redis::Redis};
 use crate::Kind;
 use crate::process::{on_owner_exit, which};
 
+/// Why no container was used, for the "no server" message.
+pub(crate) const NOT_USED: &str = "no Docker daemon answers";
+
 /// A running container, kept alive for the life of the test process.
 pub(crate) struct Running {
     pub(crate) url: String,

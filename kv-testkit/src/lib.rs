@@ -1,5 +1,6 @@
-//! Live test servers for kv's backends. Not published; a dev-dependency of
-//! the backend crates.
+//! Live test servers for kv's backends, and the [`FaultProxy`] the
+//! conformance suite's fault tests use. Published as `anykv-testkit` (the
+//! conformance suite depends on it); a dev-dependency of the backend crates.
 //!
 //! [`server`] (or [`redis`], [`postgres`], [`etcd`], [`mongo`]) returns a
 //! running server of that kind, started once per test process and shared by
@@ -8,7 +9,8 @@
 //! 1. a URL in the environment: `KV_TEST_REDIS_URL`, `KV_TEST_POSTGRES_URL`,
 //!    `KV_TEST_ETCD_URL`, `KV_TEST_MONGO_URL` (your own server; nothing is
 //!    started or stopped);
-//! 2. a container through testcontainers, when a Docker daemon answers
+//! 2. with the `docker` feature (off by default), a container through
+//!    testcontainers, when a Docker daemon answers
 //!    (Redis 7.2, PostgreSQL 16, MongoDB 7 as a one-node replica set,
 //!    etcd 3.5); `KV_TEST_NO_DOCKER=1` skips this step;
 //! 3. the server binary on this machine, started on a free 127.0.0.1 port in
@@ -35,6 +37,10 @@
 #![warn(missing_debug_implementations, unreachable_pub)]
 
 pub mod bench;
+#[cfg(feature = "docker")]
+mod container;
+#[cfg(not(feature = "docker"))]
+#[path = "no_container.rs"]
 mod container;
 mod local;
 mod process;
@@ -860,7 +866,7 @@ fn start_new(kind: Kind) -> Result<TestServer, String> {
             Err(why) => notes.push(format!("Docker answered but {why}")),
         }
     } else {
-        notes.push("no Docker daemon answers".to_owned());
+        notes.push(container::NOT_USED.to_owned());
     }
     match local::start(kind) {
         Ok(local) => Ok(TestServer::started_here(kind, local, false)),
