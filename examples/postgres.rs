@@ -20,7 +20,7 @@ use kv::postgres::{PostgresStore, sqlx};
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::args()
         .nth(1)
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        .unwrap_or_else(|| "postgres://postgres:pw@127.0.0.1:5432/postgres".to_owned());
 
     // One table is one store; it is created (with its expiry index) when
     // missing. Expired rows are invisible at once and purged in the

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --example rate_limiter                             # memory://
-//! cargo run --example rate_limiter --features postgres -- postgres://postgres@127.0.0.1/postgres
+//! cargo run --example rate_limiter --features postgres -- postgres://postgres:pw@127.0.0.1/postgres
 //! ```
 
 use std::sync::Arc;

@@ -3,14 +3,19 @@
 #
 #   bash scripts/test.sh
 #
-# 1. installs what the tests need if anything is missing (scripts/install-test-deps.sh);
+# 1. installs what the tests need if anything is missing (scripts/install-test-deps.sh:
+#    Debian packages, a Python venv with SecantusDB, mdbook; it says what first);
 # 2. checks formatting, clippy (warnings are errors), rustdoc (warnings are errors)
 #    and builds the book (docs/, mdBook);
-# 3. runs every test of the workspace with all features: kv-testkit starts Redis,
+# 3. checks the minimum Rust version against the dependencies (scripts/msrv.py)
+#    and packages every publishable crate (cargo package);
+# 4. runs every test of the workspace with all features: kv-testkit starts Redis,
 #    PostgreSQL, etcd and a MongoDB-compatible server itself on free loopback ports
 #    (or uses KV_TEST_*_URL, or Docker when a daemon answers);
-# 4. runs the quickstart and layers examples (the others run in step 3, on
-#    real servers: tests/examples.rs).
+# 5. the front door: the quickstart, and kv-core's tests, built from nothing in a
+#    fresh target dir with protoc and libclang out of reach (Rust alone must do);
+# 6. runs the layers example (the others run in step 4, on real servers:
+#    kv-tests/tests/examples.rs).
 #
 # CARGO_TARGET_DIR defaults to ~/.cache/kv/target, outside the clone, so a
 # second run on the same machine is incremental.
@@ -79,7 +84,10 @@ step() {
 
 step "install test dependencies (if missing)"
 if [ -n "$missing" ]; then
-  echo "test.sh: missing:$missing; running scripts/install-test-deps.sh"
+  echo "test.sh: missing:$missing"
+  echo "test.sh: scripts/install-test-deps.sh will now change this machine: apt packages"
+  echo "  (servers, protoc, clang; the Redis, etcd and PostgreSQL services apt starts are"
+  echo "  stopped again), SecantusDB in a venv under ~/.cache/kv, mdbook under ~/.cache/kv/tools"
   bash scripts/install-test-deps.sh
 fi
 
@@ -99,7 +107,7 @@ step "cargo doc (-D warnings, all features, then default features)"
 RUSTDOCFLAGS="-Dwarnings" cargo doc --workspace --no-deps --all-features --lib --examples
 # The facade and kv-core as a user who turns on no feature gets them: links
 # to gated items must not break.
-RUSTDOCFLAGS="-Dwarnings" cargo doc -p kv -p kv-core --no-deps --lib
+RUSTDOCFLAGS="-Dwarnings" cargo doc -p anykv -p anykv-core --no-deps --lib
 
 # The book: charts drawn from the READMEs' benchmark tables are current, and
 # mdbook builds it. (Its links, includes and capabilities table are checked
@@ -108,11 +116,41 @@ step "book (charts up to date, mdbook build)"
 python3 scripts/charts.py --check
 mdbook build docs
 
+step "minimum Rust version (no dependency needs a newer one)"
+python3 scripts/msrv.py
+
+# Every publishable crate packaged in one go (cargo resolves their path
+# dependencies among themselves); then verified, that is built from its
+# .crate file alone, except the three whose verification would compile
+# RocksDB's C++ again or needs anykv-rocksdb in the same run: anykv-rocksdb
+# itself, the facade (anykv, which names it as an optional dependency) and
+# the CLI.
+step "cargo package (every publishable crate; verified but the RocksDB ones)"
+cargo package --workspace --exclude kv-tests --exclude todo-service --no-verify --quiet
+cargo package --quiet -p anykv-core -p anykv-testkit -p anykv-conformance \
+  -p anykv-redis -p anykv-postgres -p anykv-etcd -p anykv-mongo
+ls "$CARGO_TARGET_DIR/package/"*.crate
+
 step "cargo test --workspace --all-features"
 cargo test --workspace --all-features 2>&1 | tee "$TEST_LOG"
 
-step "quickstart example"
-cargo run --quiet --example quickstart
+# The README's first command on a machine with Rust alone: a fresh target dir
+# (nothing prebuilt), protoc and libclang out of reach, no server. It fails
+# here if the quickstart, or kv-core's tests, ever need more than Rust again.
+step "front door: quickstart and kv-core tests from nothing, with Rust alone"
+FRONT_DOOR_DIR="$(mktemp -d)"
+front_door() {
+  env -u KV_TEST_REDIS_URL -u KV_TEST_POSTGRES_URL -u KV_TEST_ETCD_URL -u KV_TEST_MONGO_URL \
+    PROTOC=/nonexistent LIBCLANG_PATH=/nonexistent CARGO_TARGET_DIR="$FRONT_DOOR_DIR" "$@"
+}
+start=$(date +%s)
+front_door cargo build --example quickstart 2>"$FRONT_DOOR_DIR/build.log" \
+  || { cat "$FRONT_DOOR_DIR/build.log"; exit 1; }
+front_door cargo run --quiet --example quickstart >/dev/null
+echo "quickstart from an empty target dir: $(($(date +%s) - start)) s," \
+  "$(grep -c '^ *Compiling ' "$FRONT_DOOR_DIR/build.log") crates compiled"
+front_door cargo test --quiet -p anykv-core
+rm -rf "$FRONT_DOOR_DIR"
 
 step "layers example (tracing spans, Prometheus metrics)"
 cargo run --quiet --all-features --example layers >/dev/null

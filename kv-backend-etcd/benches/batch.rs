@@ -2,8 +2,8 @@
 //! in one run against one server.
 //!
 //! ```text
-//! cargo bench -p kv-backend-etcd --bench batch          # full run
-//! KV_BENCH_QUICK=1 cargo bench -p kv-backend-etcd --bench batch
+//! cargo bench -p anykv-etcd --bench batch          # full run
+//! KV_BENCH_QUICK=1 cargo bench -p anykv-etcd --bench batch
 //! KV_TEST_ETCD_URL=http://host:2379 cargo bench ...     # your own server
 //! ```
 //!

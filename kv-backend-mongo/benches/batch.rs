@@ -2,8 +2,8 @@
 //! `mongodb` crate, in one run against one server.
 //!
 //! ```text
-//! cargo bench -p kv-backend-mongo --bench batch          # full run
-//! KV_BENCH_QUICK=1 cargo bench -p kv-backend-mongo --bench batch
+//! cargo bench -p anykv-mongo --bench batch          # full run
+//! KV_BENCH_QUICK=1 cargo bench -p anykv-mongo --bench batch
 //! KV_TEST_MONGO_URL=mongodb://host/?replicaSet=rs0 cargo bench ...   # your own server
 //! ```
 //!

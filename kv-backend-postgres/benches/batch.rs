@@ -2,8 +2,8 @@
 //! in one run against one server.
 //!
 //! ```text
-//! cargo bench -p kv-backend-postgres --bench batch
-//! KV_BENCH_QUICK=1 cargo bench -p kv-backend-postgres --bench batch
+//! cargo bench -p anykv-postgres --bench batch
+//! KV_BENCH_QUICK=1 cargo bench -p anykv-postgres --bench batch
 //! KV_TEST_POSTGRES_URL=postgres://... cargo bench ...    # your own server
 //! ```
 //!

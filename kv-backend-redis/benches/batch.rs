@@ -2,8 +2,8 @@
 //! one run against one server.
 //!
 //! ```text
-//! cargo bench -p kv-backend-redis --bench batch          # full run
-//! KV_BENCH_QUICK=1 cargo bench -p kv-backend-redis --bench batch
+//! cargo bench -p anykv-redis --bench batch          # full run
+//! KV_BENCH_QUICK=1 cargo bench -p anykv-redis --bench batch
 //! KV_TEST_REDIS_URL=redis://host:6379 cargo bench ...    # your own server
 //! ```
 //!

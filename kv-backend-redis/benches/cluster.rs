@@ -12,8 +12,8 @@
 //! - the BulkWriter loading 100,000 entries (default chunks, 4 in flight).
 //!
 //! ```text
-//! cargo bench -p kv-backend-redis --bench cluster
-//! KV_BENCH_QUICK=1 cargo bench -p kv-backend-redis --bench cluster
+//! cargo bench -p anykv-redis --bench cluster
+//! KV_BENCH_QUICK=1 cargo bench -p anykv-redis --bench cluster
 //! ```
 //!
 //! Rounds of the contenders are interleaved; medians, as keys per second.

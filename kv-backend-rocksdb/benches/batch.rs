@@ -2,8 +2,8 @@
 //! rocksdb crate, in one run, on one database.
 //!
 //! ```text
-//! cargo bench -p kv-backend-rocksdb --bench batch
-//! KV_BENCH_QUICK=1 cargo bench -p kv-backend-rocksdb --bench batch
+//! cargo bench -p anykv-rocksdb --bench batch
+//! KV_BENCH_QUICK=1 cargo bench -p anykv-rocksdb --bench batch
 //! ```
 //!
 //! Both sides run on Tokio's blocking pool (`spawn_blocking`), as async code

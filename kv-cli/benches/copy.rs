@@ -3,8 +3,8 @@
 //! binary, its peak RSS read by `/usr/bin/time -v`.
 //!
 //! ```text
-//! cargo bench -p kv-cli --no-default-features --features redis,postgres --bench copy
-//! KV_BENCH_QUICK=1 cargo bench -p kv-cli --no-default-features --features redis,postgres --bench copy   # 20k and 100k
+//! cargo bench -p anykv-cli --no-default-features --features redis,postgres --bench copy
+//! KV_BENCH_QUICK=1 cargo bench -p anykv-cli --no-default-features --features redis,postgres --bench copy   # 20k and 100k
 //! ```
 
 #![allow(clippy::unwrap_used)] // a benchmark: fail loudly
