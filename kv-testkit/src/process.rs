@@ -197,6 +197,7 @@ pub(crate) fn spawn_watched(
 
 /// Starts a watchdog that runs `on_owner_exit` (a shell command) once the
 /// test process is gone. Used to remove containers.
+#[cfg(feature = "docker")]
 pub(crate) fn on_owner_exit(on_owner_exit: &str) -> std::io::Result<Child> {
     let script = format!(
         "owner=$1; while kill -0 \"$owner\" 2>/dev/null; do sleep 0.5; done; {on_owner_exit}"
