@@ -20,13 +20,13 @@ struct RateLimiter {
 }
 
 impl RateLimiter {
-    /// Counts one call; `false` when the user is over the limit. Reads the
-    /// window's counter and swaps in the next value; when another caller
-    /// got there first the swap fails, and this one reads again.
-    async fn allow(&self, user: &str) -> kv::Result<bool> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+    /// Counts one call made at `now` (an application passes
+    /// `SystemTime::now()`); `false` when the user is over the limit in
+    /// `now`'s window. Reads the window's counter and swaps in the next
+    /// value; when another caller got there first the swap fails, and this
+    /// one reads again.
+    async fn allow(&self, user: &str, now: SystemTime) -> kv::Result<bool> {
+        let now = now.duration_since(UNIX_EPOCH).unwrap_or_default();
         let window = now.as_millis() / self.window.as_millis().max(1);
         let key = format!("{user}:{window}");
         loop {
@@ -72,7 +72,11 @@ async fn main() -> kv::Result<()> {
     }
 
     // 8 tasks send 20 calls each for one user, limit 50 per minute:
-    // exactly 50 are allowed, however the calls interleave.
+    // exactly 50 are allowed, however the calls interleave. The calls all
+    // count at the instant the demo starts, so a slow store whose calls
+    // cross a minute boundary still sees one window (with the wall clock,
+    // such a run would rightly allow 50 in each window).
+    let now = SystemTime::now();
     let limiter = Arc::new(RateLimiter {
         kv: kv.namespace("rate")?,
         limit: 50,
@@ -85,7 +89,7 @@ async fn main() -> kv::Result<()> {
             tokio::spawn(async move {
                 let mut allowed = 0;
                 for _ in 0..20 {
-                    allowed += u32::from(limiter.allow(&user).await?);
+                    allowed += u32::from(limiter.allow(&user, now).await?);
                 }
                 kv::Result::Ok(allowed)
             })

@@ -134,7 +134,7 @@ cargo package --allow-dirty --quiet -p anykv-core -p anykv-testkit -p anykv-conf
 ls "$CARGO_TARGET_DIR/package/"*.crate
 
 step "cargo test --workspace --all-features"
-cargo test --workspace --all-features 2>&1 | tee "$TEST_LOG"
+cargo test --workspace --all-features --no-fail-fast 2>&1 | tee "$TEST_LOG"
 
 # The README's first command on a machine with Rust alone: a fresh target dir
 # (nothing prebuilt), protoc and libclang out of reach, no server. It fails
