@@ -9,8 +9,8 @@
 //! ```
 
 /// The book's pages (`docs/src`), whose Rust code blocks are compiled and
-/// run as doctests, so the book cannot rot. (The README's run in the facade.) (Its
-/// pages that include a backend's README are tested in that crate.)
+/// run as doctests, so the book cannot rot. The README's blocks run in the
+/// facade, and the pages that include a backend's README in that crate.
 #[cfg(all(
     doctest,
     feature = "redis",
