@@ -95,10 +95,17 @@ impl Watched {
         let restarted = wait_until(Duration::from_secs(30), || {
             !self.dir.join("restart").exists()
         });
-        if gone && restarted {
-            Ok(())
-        } else {
-            Err(format!("server process {pid} did not restart"))
+        match (gone, restarted) {
+            (true, true) => Ok(()),
+            (false, _) => Err(format!(
+                "server process {pid} was still running 30 s after SIG{signal}; its log ends:\n{}",
+                self.log_tail()
+            )),
+            (true, false) => Err(format!(
+                "server process {pid} stopped but the watchdog did not start it again within 30 s; \
+                 its log ends:\n{}",
+                self.log_tail()
+            )),
         }
     }
 
