@@ -181,6 +181,7 @@ macro_rules! __for_each_case {
             namespace::namespace_list_strips_the_prefix,
             namespace::nested_namespaces_compose,
             namespace::namespace_batches_and_cas_stay_inside,
+            namespace::foreign_batches_and_writers_are_refused,
             namespace::namespace_key_limit_counts_the_prefix,
             concurrency::concurrent_disjoint_writes_lose_nothing,
             concurrency::cas_counter_with_50_concurrent_tasks_ends_at_50,

@@ -162,3 +162,50 @@ pub async fn namespace_key_limit_counts_the_prefix(store: Arc<dyn KvStore>) {
     assert_kind(ns.set("", &1).await, ErrorKind::InvalidKey);
     assert!(list_all(&*store, s.prefix(), 10).await.is_empty());
 }
+
+/// A typed batch or bulk writer made by one client and handed to another
+/// (a namespace's batch to the root, the root's writer to a namespace) is
+/// refused with `InvalidArgument` and writes nothing anywhere: it would
+/// otherwise write the namespace's keys without their prefix.
+pub async fn foreign_batches_and_writers_are_refused(store: Arc<dyn KvStore>) {
+    let s = Space::new("ns-foreign");
+    let root = root(&store, &s);
+    let users = root.namespace("users").unwrap();
+
+    let batch = users.batch().put("1", &"ada").delete("2");
+    assert_kind(root.write_batch(batch).await, ErrorKind::InvalidArgument);
+    let batch = root.batch().put("1", &"ada");
+    assert_kind(users.write_batch(batch).await, ErrorKind::InvalidArgument);
+
+    let report = users
+        .bulk_set_with(&root.bulk_writer(), [("1", "ada"), ("3", "bob")], None)
+        .await;
+    assert!(!report.is_complete());
+    assert_eq!(report.keys_written, 0);
+    assert_kind(report.into_result(), ErrorKind::InvalidArgument);
+    assert!(list_all(&*store, s.prefix(), 100).await.is_empty());
+
+    // The client's own batch and writer (and a clone's) write inside.
+    users
+        .clone()
+        .write_batch(users.batch().put("1", &"ada"))
+        .await
+        .unwrap();
+    let report = users
+        .bulk_set_with(&users.clone().bulk_writer(), [("3", "bob")], None)
+        .await;
+    assert!(report.is_complete(), "{report:?}");
+    let keys: Vec<String> = list_all(&*store, s.prefix(), 100)
+        .await
+        .into_iter()
+        .map(|k| k.as_str().to_owned())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            format!("{}:users:1", s.prefix()),
+            format!("{}:users:3", s.prefix())
+        ]
+    );
+    s.cleanup(&*store).await;
+}

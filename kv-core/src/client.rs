@@ -304,11 +304,17 @@ impl<C: Codec> Kv<C> {
         self.bulk_set_with(&self.bulk_writer(), entries, None).await
     }
 
-    /// Loads `(key, value)` pairs through `writer` (which writes into its
-    /// own store: make it with [`Kv::bulk_writer`]), each expiring after
+    /// Loads `(key, value)` pairs through `writer`, each expiring after
     /// `ttl` if given. Values are encoded as the input is read; a pair
     /// whose key is invalid or whose value does not encode is skipped and
     /// reported as a failed chunk of its own, and the rest load.
+    ///
+    /// The writer must come from this client's [`Kv::bulk_writer`] (or be
+    /// a clone of it): a writer writes into its own store, so one made by
+    /// the root client would load a namespace's keys without their prefix.
+    /// Such a writer is refused before the input is read: the report has
+    /// one failed chunk with an `InvalidArgument` error and
+    /// `stopped_early`.
     pub async fn bulk_set_with<K: AsRef<str>, V: Serialize>(
         &self,
         writer: &BulkWriter,
@@ -316,6 +322,9 @@ impl<C: Codec> Kv<C> {
         ttl: Option<Duration>,
     ) -> BulkReport {
         let op = Operation::BatchSet;
+        if !self.same_store(writer.store()) {
+            return BulkReport::refused(self.foreign(op, "bulk writer", "bulk_writer()"));
+        }
         let entries = entries.into_iter().map(|(key, value)| {
             let key = self.key(op, key.as_ref())?;
             let value = self.encode(op, &key, &value)?;
@@ -364,14 +373,49 @@ impl<C: Codec> Kv<C> {
     /// Applies a [`Batch`] in one native operation (atomic where the backend
     /// says so).
     ///
+    /// The batch must come from this client (or a clone of it): its keys
+    /// were checked and namespaced by the client that built it, so a batch
+    /// built on `users` and passed to the root client would write outside
+    /// the namespace. Such a batch is refused and nothing is written.
+    ///
+    /// ```
+    /// use kv_core::{ErrorKind, Kv, MemoryStore};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let kv = Kv::new(MemoryStore::new().into_dyn());
+    /// let users = kv.namespace("users")?;
+    /// let err = kv.write_batch(users.batch().put("1", "ada")).await.unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    /// users.write_batch(users.batch().put("1", "ada")).await?;
+    /// assert_eq!(kv.get::<String>("users:1").await?.as_deref(), Some("ada"));
+    /// # Ok::<(), kv_core::Error>(())
+    /// # });
+    /// ```
+    ///
     /// # Errors
     ///
-    /// The first error met while building the batch (bad key, encode
-    /// failure), then the validation errors, all before any write; the
-    /// backend's errors.
+    /// `InvalidArgument` for a batch built by another client; the first
+    /// error met while building the batch (bad key, encode failure), then
+    /// the validation errors, all before any write; the backend's errors.
     pub async fn write_batch(&self, batch: Batch<C>) -> Result<()> {
+        if !self.same_store(batch.store()) {
+            return Err(self.foreign(Operation::WriteBatch, "batch", "batch()"));
+        }
         let ops = batch.into_ops()?;
         self.store.write_batch(ops).await
+    }
+
+    /// Whether `store` is this client's store (the same object, not only
+    /// the same backend: two namespaces share a backend).
+    fn same_store(&self, store: &Arc<dyn KvStore>) -> bool {
+        std::ptr::addr_eq(Arc::as_ptr(&self.store), Arc::as_ptr(store))
+    }
+
+    fn foreign(&self, op: Operation, what: &str, maker: &str) -> Error {
+        Error::new(ErrorKind::InvalidArgument, self.store.backend(), op).with_message(format!(
+            "this {what} was made by another client (another namespace, layer or store) and \
+             would write outside this one; make it with this client's {maker}"
+        ))
     }
 
     /// Atomically writes `new` (or deletes, when `None`) if the current value

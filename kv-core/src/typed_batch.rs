@@ -106,6 +106,11 @@ impl<C: Codec> Batch<C> {
         }
     }
 
+    /// The store of the client that built the batch.
+    pub(crate) fn store(&self) -> &std::sync::Arc<dyn crate::KvStore> {
+        self.kv.store()
+    }
+
     pub(crate) fn into_ops(self) -> Result<Vec<WriteOp>> {
         self.ops
     }

@@ -175,6 +175,11 @@ impl BulkWriter {
         self
     }
 
+    /// The store this writer writes into.
+    pub(crate) fn store(&self) -> &Arc<dyn KvStore> {
+        &self.store
+    }
+
     /// The operations per chunk this writer sends.
     pub fn chunk_len(&self) -> usize {
         self.chunk_size

@@ -51,6 +51,20 @@ pub struct BulkReport {
 }
 
 impl BulkReport {
+    /// A load refused before reading any input.
+    pub(crate) fn refused(error: Error) -> Self {
+        Self {
+            failed: vec![FailedChunk {
+                index: 0,
+                keys: Vec::new(),
+                error,
+                attempts: 0,
+            }],
+            stopped_early: true,
+            ..Self::default()
+        }
+    }
+
     /// Whether every chunk was written and the whole input was read.
     pub fn is_complete(&self) -> bool {
         self.failed.is_empty() && !self.stopped_early
