@@ -30,8 +30,8 @@ impl RateLimiter {
         let window = now.as_millis() / self.window.as_millis().max(1);
         let key = format!("{user}:{window}");
         loop {
-            let current: Option<u32> = self.kv.get(&key).await?;
-            let used = current.unwrap_or(0);
+            let current = self.kv.get_stored::<u32>(&key).await?;
+            let used = current.as_ref().map_or(0, |c| *c.value());
             if used >= self.limit {
                 return Ok(false);
             }
@@ -39,7 +39,7 @@ impl RateLimiter {
             let ttl = self.window * 2;
             if self
                 .kv
-                .compare_and_swap_with_ttl(&key, current.as_ref(), Some(&(used + 1)), ttl)
+                .compare_and_swap_stored_with_ttl(&key, current.as_ref(), Some(&(used + 1)), ttl)
                 .await?
             {
                 return Ok(true);

@@ -56,14 +56,14 @@ impl Sessions {
     /// while the session is still the one read, so a session logged out
     /// meanwhile is not brought back.
     async fn touch(&self, id: &str) -> kv::Result<Option<Session>> {
-        let Some(session) = self.kv.get::<Session>(id).await? else {
+        let Some(session) = self.kv.get_stored::<Session>(id).await? else {
             return Ok(None); // expired, logged out, or never existed
         };
         let still_there = self
             .kv
-            .compare_and_swap_with_ttl(id, Some(&session), Some(&session), self.ttl)
+            .compare_and_swap_stored_with_ttl(id, Some(&session), Some(session.value()), self.ttl)
             .await?;
-        Ok(still_there.then_some(session))
+        Ok(still_there.then(|| session.into_value()))
     }
 
     /// How long the session has left, read with its value in one round trip.

@@ -175,6 +175,7 @@ macro_rules! __for_each_case {
             typed::typed_write_batch_applies_puts_ttls_and_deletes,
             typed::typed_write_batch_with_encode_failure_writes_nothing,
             typed::typed_cas_compares_encoded_values,
+            typed::typed_cas_against_stored_bytes_updates_foreign_values,
             typed::typed_ttl_writes_expire_or_are_unsupported,
             namespace::namespaces_are_isolated,
             namespace::namespace_clear_removes_only_its_keys,

@@ -303,6 +303,84 @@ pub async fn typed_cas_compares_encoded_values(store: Arc<dyn KvStore>) {
     s.cleanup(&*store).await;
 }
 
+/// A stored value whose re-encoding differs from its bytes (an unknown
+/// field, other spacing, written by another program): a typed
+/// `compare_and_swap` with the decoded value never matches, while
+/// `get_stored` + `compare_and_swap_stored` compares the bytes read and
+/// updates it, and still refuses once another writer changed it.
+pub async fn typed_cas_against_stored_bytes_updates_foreign_values(store: Arc<dyn KvStore>) {
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Counter {
+        hits: u64,
+        #[serde(default)]
+        label: String,
+    }
+    if !store.capabilities().cas {
+        return;
+    }
+    let s = Space::new("typed-cas-stored");
+    let kv = space_kv(&store, &s, Json);
+    let foreign = Bytes::from_static(br#"{ "hits": 1, "owner": "ada" }"#);
+    store
+        .set(
+            &kv_core::Key::new(format!("{}:c", s.prefix())).unwrap(),
+            foreign.clone(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+
+    let decoded: Counter = kv.get("c").await.unwrap().unwrap();
+    let next = Counter {
+        hits: decoded.hits + 1,
+        label: String::new(),
+    };
+    assert!(
+        !kv.compare_and_swap("c", Some(&decoded), Some(&next))
+            .await
+            .unwrap(),
+        "re-encoded values do not match foreign bytes"
+    );
+
+    let current = kv.get_stored::<Counter>("c").await.unwrap().unwrap();
+    assert_eq!(current.bytes(), &foreign);
+    assert_eq!(current.hits, 1);
+    assert!(
+        kv.compare_and_swap_stored("c", Some(&current), Some(&next))
+            .await
+            .unwrap()
+    );
+    assert_eq!(kv.get::<Counter>("c").await.unwrap(), Some(next));
+    // The bytes read are stale now: the swap is refused and changes nothing.
+    let stale = Counter {
+        hits: 99,
+        label: "stale".into(),
+    };
+    assert!(
+        !kv.compare_and_swap_stored("c", Some(&current), Some(&stale))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        kv.get::<Counter>("c").await.unwrap().map(|c| c.hits),
+        Some(2)
+    );
+    // Absent expected creates; a stored read deletes.
+    assert!(
+        kv.compare_and_swap_stored::<_, Counter>("d", None, Some(&stale))
+            .await
+            .unwrap()
+    );
+    let current = kv.get_stored::<Counter>("d").await.unwrap().unwrap();
+    assert!(
+        kv.compare_and_swap_stored::<Counter, _>("d", Some(&current), None)
+            .await
+            .unwrap()
+    );
+    assert!(!kv.exists("d").await.unwrap());
+    s.cleanup(&*store).await;
+}
+
 /// `set_with_ttl` and `batch_set_with_ttl` expire; without TTL support they
 /// are `Unsupported`.
 pub async fn typed_ttl_writes_expire_or_are_unsupported(store: Arc<dyn KvStore>) {

@@ -19,6 +19,7 @@ use crate::key::Key;
 use crate::options::{ListOptions, Page, SetOptions};
 use crate::prefix::PrefixStore;
 use crate::store::{Health, KvStore};
+use crate::stored::Stored;
 use crate::typed_batch::Batch;
 
 /// The typed client: serde values over any [`KvStore`], encoded with a
@@ -418,9 +419,21 @@ impl<C: Codec> Kv<C> {
         ))
     }
 
-    /// Atomically writes `new` (or deletes, when `None`) if the current value
-    /// encodes to the same bytes as `expected` (`None` = absent). Returns
-    /// whether it wrote. The codec must encode equal values to equal bytes.
+    /// Atomically writes `new` (or deletes, when `None`) if the stored bytes
+    /// equal the encoding of `expected` (`None` = absent). Returns whether
+    /// it wrote.
+    ///
+    /// **It compares bytes, not values.** `expected` is encoded again and
+    /// compared with what the store holds, so a value whose stored bytes
+    /// differ from the encoding of its decoded form never matches: one
+    /// written with a field the type skips or no longer has, before a
+    /// `#[serde(default)]` field was added, by another program, or with a
+    /// float or map printed differently. A loop `get`, change,
+    /// `compare_and_swap(Some(&current), ..)` over such a value conflicts
+    /// for ever. For that loop, read with [`Kv::get_stored`] and swap with
+    /// [`Kv::compare_and_swap_stored`], which compare against the bytes
+    /// read. Use this method for values you wrote yourself with this codec
+    /// and type (a lock owner, a counter), or `None` for "absent".
     ///
     /// # Errors
     ///
@@ -450,6 +463,102 @@ impl<C: Codec> Kv<C> {
         ttl: Duration,
     ) -> Result<bool> {
         self.cas_with(key.as_ref(), expected, new, SetOptions::ttl(ttl))
+            .await
+    }
+
+    /// Reads and decodes one value, keeping the bytes it was decoded from,
+    /// for [`Kv::compare_and_swap_stored`]; `None` when absent or expired.
+    ///
+    /// # Errors
+    ///
+    /// As [`Kv::get`].
+    pub async fn get_stored<T: DeserializeOwned>(
+        &self,
+        key: impl AsRef<str>,
+    ) -> Result<Option<Stored<T>>> {
+        let key = self.key(Operation::Get, key.as_ref())?;
+        match self.store.get(&key).await? {
+            Some(bytes) => {
+                let value = self.decode(Operation::Get, &key, &bytes)?;
+                Ok(Some(Stored::new(value, bytes)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Atomically writes `new` (or deletes, when `None`) if the store still
+    /// holds exactly the bytes `expected` was read from (`None` = absent).
+    /// Returns whether it wrote. The read-change-swap loop that works
+    /// whatever the stored bytes look like:
+    ///
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    /// use kv_core::{Kv, MemoryStore};
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// struct Counter { hits: u64 }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let kv = Kv::new(MemoryStore::new().into_dyn());
+    /// // Written by an older version with a field `Counter` no longer has:
+    /// // re-encoding a `Counter` never gives these bytes back.
+    /// kv.set("page", &serde_json::json!({ "hits": 1, "owner": "ada" })).await?;
+    /// loop {
+    ///     let current = kv.get_stored::<Counter>("page").await?;
+    ///     let hits = current.as_ref().map_or(0, |c| c.hits);
+    ///     let next = Counter { hits: hits + 1 };
+    ///     if kv.compare_and_swap_stored("page", current.as_ref(), Some(&next)).await? {
+    ///         break;
+    ///     }
+    /// }
+    /// assert_eq!(kv.get::<Counter>("page").await?.map(|c| c.hits), Some(2));
+    /// # Ok::<(), kv_core::Error>(())
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Kv::compare_and_swap`].
+    pub async fn compare_and_swap_stored<T: Serialize + ?Sized, U>(
+        &self,
+        key: impl AsRef<str>,
+        expected: Option<&Stored<U>>,
+        new: Option<&T>,
+    ) -> Result<bool> {
+        self.cas_stored_with(key.as_ref(), expected, new, SetOptions::default())
+            .await
+    }
+
+    /// Like [`Kv::compare_and_swap_stored`], the new value expiring after
+    /// `ttl`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Kv::compare_and_swap_with_ttl`].
+    pub async fn compare_and_swap_stored_with_ttl<T: Serialize + ?Sized, U>(
+        &self,
+        key: impl AsRef<str>,
+        expected: Option<&Stored<U>>,
+        new: Option<&T>,
+        ttl: Duration,
+    ) -> Result<bool> {
+        self.cas_stored_with(key.as_ref(), expected, new, SetOptions::ttl(ttl))
+            .await
+    }
+
+    async fn cas_stored_with<T: Serialize + ?Sized, U>(
+        &self,
+        key: &str,
+        expected: Option<&Stored<U>>,
+        new: Option<&T>,
+        options: SetOptions,
+    ) -> Result<bool> {
+        let op = Operation::CompareAndSwap;
+        let key = self.key(op, key)?;
+        let expected = expected.map(|s| s.bytes().clone());
+        let new = new.map(|v| self.encode(op, &key, v)).transpose()?;
+        self.store
+            .compare_and_swap(&key, expected, new, options)
             .await
     }
 

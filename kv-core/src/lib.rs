@@ -53,6 +53,7 @@ mod options;
 mod prefix;
 pub mod stamp;
 mod store;
+mod stored;
 mod support;
 mod typed_batch;
 mod validate;
@@ -87,6 +88,7 @@ pub use memory::{DEFAULT_MEMORY_MAX_VALUE_BYTES, MemoryStore, MemoryStoreBuilder
 pub use options::{DEFAULT_LIST_LIMIT, ListOptions, MAX_TTL, Page, SetOptions};
 pub use prefix::PrefixStore;
 pub use store::{Health, KvStore};
+pub use stored::Stored;
 pub use support::{
     PeriodicTask, connect_within, is_untrusted_certificate, redact_url, untrusted_certificate_error,
 };

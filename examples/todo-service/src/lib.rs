@@ -172,13 +172,16 @@ async fn update(
             let jitter = fastrand::u64(0..(1u64 << attempt.min(6)));
             tokio::time::sleep(Duration::from_millis(jitter)).await;
         }
-        let Some(current) = state.todos.get::<Todo>(&id).await? else {
+        // The swap compares the bytes read, not `current` encoded again, so
+        // a todo stored by an older version (other fields, other spacing)
+        // still updates.
+        let Some(current) = state.todos.get_stored::<Todo>(&id).await? else {
             return Err(ApiError::not_found());
         };
         let changed = current.changed(change.title.clone(), change.done)?;
         if state
             .todos
-            .compare_and_swap(&id, Some(&current), Some(&changed))
+            .compare_and_swap_stored(&id, Some(&current), Some(&changed))
             .await?
         {
             return Ok(Json(changed));
