@@ -146,6 +146,7 @@ macro_rules! __for_each_case {
             list::keys_changed_between_pages_are_listed_once,
             list::deleted_keys_are_not_listed,
             list::zero_limit_is_invalid,
+            list::limit_over_the_maximum_is_invalid,
             list::default_limit_pages_at_1000,
             list::list_stream_yields_every_key,
             list::prefix_matches_only_at_the_start,

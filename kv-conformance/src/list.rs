@@ -1,6 +1,6 @@
 //! Listing: byte order, paging, cursors, literal prefixes, boundaries.
 
-use kv_core::{Entry, ErrorKind, Key, KvStore, KvStoreExt, ListOptions};
+use kv_core::{Entry, ErrorKind, Key, KvStore, KvStoreExt, ListOptions, MAX_LIST_LIMIT};
 
 use futures::TryStreamExt;
 
@@ -303,6 +303,29 @@ pub async fn zero_limit_is_invalid(store: &dyn KvStore) {
             .await,
         ErrorKind::InvalidArgument,
     );
+}
+
+/// A limit over [`MAX_LIST_LIMIT`] (up to `usize::MAX`, past where a
+/// server's count would turn into a float) is `InvalidArgument` before any
+/// I/O; the maximum itself is a valid page size.
+pub async fn limit_over_the_maximum_is_invalid(store: &dyn KvStore) {
+    let s = Space::new("list-max");
+    for limit in [MAX_LIST_LIMIT + 1, 1 << 53, (1 << 53) + 1, usize::MAX] {
+        assert_kind(
+            store
+                .list(s.prefix(), ListOptions::default().limit(limit))
+                .await,
+            ErrorKind::InvalidArgument,
+        );
+    }
+    fill(store, &s, &["a", "b"]).await;
+    let page = store
+        .list(s.prefix(), ListOptions::default().limit(MAX_LIST_LIMIT))
+        .await
+        .unwrap();
+    assert_eq!(s.names(&page.keys), ["a", "b"]);
+    assert!(page.next.is_none());
+    s.cleanup(store).await;
 }
 
 /// Without a limit, a page holds up to the default (1000) keys.

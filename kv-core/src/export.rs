@@ -64,13 +64,15 @@ impl ExportOptions {
         self
     }
 
-    /// The page size for `store`: the option, cut to `max_batch_ops`.
+    /// The page size for `store`: the option, cut to `max_batch_ops` and
+    /// to [`MAX_LIST_LIMIT`](crate::MAX_LIST_LIMIT).
     pub(crate) fn page_size_for(&self, store: &(impl KvStore + ?Sized)) -> usize {
         let max = store.capabilities().max_batch_ops;
         let wanted = self
             .page_size
             .unwrap_or_else(|| max.unwrap_or(DEFAULT_LIST_LIMIT).min(DEFAULT_LIST_LIMIT));
-        max.map_or(wanted, |max| wanted.min(max)).max(1)
+        max.map_or(wanted, |max| wanted.min(max))
+            .clamp(1, crate::options::MAX_LIST_LIMIT)
     }
 }
 

@@ -85,7 +85,7 @@ pub use layer::{MetricsLayer, MetricsStore};
 #[cfg(feature = "tracing")]
 pub use layer::{TracingLayer, TracingStore, db_system};
 pub use memory::{DEFAULT_MEMORY_MAX_VALUE_BYTES, MemoryStore, MemoryStoreBuilder};
-pub use options::{DEFAULT_LIST_LIMIT, ListOptions, MAX_TTL, Page, SetOptions};
+pub use options::{DEFAULT_LIST_LIMIT, ListOptions, MAX_LIST_LIMIT, MAX_TTL, Page, SetOptions};
 pub use prefix::PrefixStore;
 pub use store::{Health, KvStore};
 pub use stored::Stored;

@@ -12,6 +12,15 @@ pub const MAX_TTL: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
 /// The page size `list` uses when [`ListOptions::limit`] is `None`.
 pub const DEFAULT_LIST_LIMIT: usize = 1000;
 
+/// The largest page [`KvStore::list`](crate::KvStore::list) returns: a
+/// larger [`ListOptions::limit`] is
+/// [`ErrorKind::InvalidArgument`](crate::ErrorKind) on every backend. It
+/// bounds the work of one call on the server (Redis walks its index in one
+/// script on its single thread) and the memory of one page; read more with
+/// more pages ([`Page::next`]) or
+/// [`KvStoreExt::list_stream`](crate::KvStoreExt::list_stream).
+pub const MAX_LIST_LIMIT: usize = 10_000;
+
 /// Options of a single write.
 ///
 /// ```
@@ -55,7 +64,8 @@ pub struct ListOptions {
     /// Resume after this key (exclusive): pass the previous page's
     /// [`Page::next`].
     pub start_after: Option<Key>,
-    /// The most keys in one page; `None` is [`DEFAULT_LIST_LIMIT`], zero is
+    /// The most keys in one page; `None` is [`DEFAULT_LIST_LIMIT`]; zero or
+    /// more than [`MAX_LIST_LIMIT`] is
     /// [`ErrorKind::InvalidArgument`](crate::ErrorKind).
     pub limit: Option<usize>,
 }

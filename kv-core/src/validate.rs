@@ -13,7 +13,7 @@ use crate::batch::{Entry, WriteOp};
 use crate::capabilities::Capabilities;
 use crate::error::{Error, ErrorKind, Operation, Result};
 use crate::key::{Key, prefix_successor, validate_prefix};
-use crate::options::{DEFAULT_LIST_LIMIT, ListOptions, MAX_TTL, SetOptions};
+use crate::options::{DEFAULT_LIST_LIMIT, ListOptions, MAX_LIST_LIMIT, MAX_TTL, SetOptions};
 
 /// Validates input against a backend's [`Capabilities`] before any I/O.
 ///
@@ -351,7 +351,8 @@ impl Validator {
     /// # Errors
     ///
     /// [`ErrorKind::InvalidKey`] for a bad prefix,
-    /// [`ErrorKind::InvalidArgument`] for a zero limit.
+    /// [`ErrorKind::InvalidArgument`] for a zero limit or one over
+    /// [`MAX_LIST_LIMIT`].
     pub fn list(&self, prefix: &str, options: &ListOptions) -> Result<ListRange> {
         validate_prefix(prefix).map_err(|e| e.in_context(self.backend, Operation::List))?;
         let limit = options.limit.unwrap_or(DEFAULT_LIST_LIMIT);
@@ -359,6 +360,14 @@ impl Validator {
             return Err(self
                 .error(ErrorKind::InvalidArgument, Operation::List)
                 .with_message("a list limit must be at least 1"));
+        }
+        if limit > MAX_LIST_LIMIT {
+            return Err(self
+                .error(ErrorKind::InvalidArgument, Operation::List)
+                .with_message(format!(
+                    "a list limit of {limit} is over the maximum of {MAX_LIST_LIMIT} keys \
+                     per page; read more with more pages"
+                )));
         }
         let end = prefix_successor(prefix.as_bytes());
         let start_after = options
