@@ -155,6 +155,9 @@ pub async fn connect(url: &str) -> Result<Kv> {
 /// As [`connect`].
 pub async fn connect_store(url: &str) -> Result<Arc<dyn KvStore>> {
     let scheme = scheme(url)?;
+    // Schemes are case-insensitive; every backend sees a lower-case one.
+    let url = kv_core::lowercase_scheme(url);
+    let url = url.as_ref();
     match scheme.as_str() {
         "memory" => memory(url),
         "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => redis(&scheme, url).await,
@@ -230,11 +233,8 @@ async fn postgres(scheme: &str, _url: &str) -> Result<Arc<dyn KvStore>> {
 }
 
 #[cfg(feature = "etcd")]
-async fn etcd(scheme: &str, url: &str) -> Result<Arc<dyn KvStore>> {
-    // The URL's scheme may be upper case; the backend expects etcd(s)://.
-    let rest = url.split_once("://").map_or("", |(_, rest)| rest);
-    let url = format!("{scheme}://{rest}");
-    Ok(kv_backend_etcd::EtcdStore::connect(&url).await?.into_dyn())
+async fn etcd(_scheme: &str, url: &str) -> Result<Arc<dyn KvStore>> {
+    Ok(kv_backend_etcd::EtcdStore::connect(url).await?.into_dyn())
 }
 
 #[cfg(not(feature = "etcd"))]
@@ -243,13 +243,8 @@ async fn etcd(scheme: &str, _url: &str) -> Result<Arc<dyn KvStore>> {
 }
 
 #[cfg(feature = "mongo")]
-async fn mongo(scheme: &str, url: &str) -> Result<Arc<dyn KvStore>> {
-    // The URL's scheme may be upper case; the driver expects it lower case.
-    let rest = url.split_once("://").map_or("", |(_, rest)| rest);
-    let url = format!("{scheme}://{rest}");
-    Ok(kv_backend_mongo::MongoStore::connect(&url)
-        .await?
-        .into_dyn())
+async fn mongo(_scheme: &str, url: &str) -> Result<Arc<dyn KvStore>> {
+    Ok(kv_backend_mongo::MongoStore::connect(url).await?.into_dyn())
 }
 
 #[cfg(not(feature = "mongo"))]
@@ -259,13 +254,9 @@ async fn mongo(scheme: &str, _url: &str) -> Result<Arc<dyn KvStore>> {
 
 #[cfg(feature = "rocksdb")]
 async fn rocksdb(_scheme: &str, url: &str) -> Result<Arc<dyn KvStore>> {
-    // The URL's scheme may be upper case; the backend expects rocksdb://.
-    let rest = url.split_once("://").map_or("", |(_, rest)| rest);
-    Ok(
-        kv_backend_rocksdb::RocksDbStore::open_url(&format!("rocksdb://{rest}"))
-            .await?
-            .into_dyn(),
-    )
+    Ok(kv_backend_rocksdb::RocksDbStore::open_url(url)
+        .await?
+        .into_dyn())
 }
 
 #[cfg(not(feature = "rocksdb"))]

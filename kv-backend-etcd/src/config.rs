@@ -118,6 +118,8 @@ impl EtcdConfig {
     ///
     /// `Config` naming what is wrong; the message never contains the URL.
     pub fn from_url(url: &str) -> kv_core::Result<Self> {
+        let url = kv_core::lowercase_scheme(url);
+        let url = url.as_ref();
         let (tls, rest) = if let Some(rest) = url.strip_prefix("etcd://") {
             (false, rest)
         } else if let Some(rest) = url.strip_prefix("etcds://") {
@@ -283,6 +285,14 @@ mod tests {
         assert_eq!(tls.ca_file.as_deref(), Some("/etc/ca.pem"));
         assert_eq!(config.endpoint_urls(), ["https://a:2379", "https://b:2379"]);
         assert!(!format!("{config:?}").contains("p@ss"));
+    }
+
+    #[test]
+    fn schemes_are_case_insensitive() {
+        let config = EtcdConfig::from_url("ETCD://h:2379").unwrap();
+        assert_eq!(config.endpoint_urls(), ["http://h:2379"]);
+        let config = EtcdConfig::from_url("Etcds://h:2379").unwrap();
+        assert_eq!(config.endpoint_urls(), ["https://h:2379"]);
     }
 
     #[test]

@@ -169,14 +169,15 @@ impl MongoConfig {
     /// Splits the URL into the database of its path, kv's `collection`
     /// option, and the rest for the driver.
     fn parts(&self) -> kv_core::Result<UrlParts<'_>> {
-        let url = self.url.as_str();
-        let rest = url
-            .strip_prefix("mongodb://")
-            .or_else(|| url.strip_prefix("mongodb+srv://"))
+        // Schemes are case-insensitive: the driver is given a lower-case one.
+        let (scheme, rest) = self
+            .url
+            .split_once("://")
+            .map(|(scheme, rest)| (scheme.to_ascii_lowercase(), rest))
+            .filter(|(scheme, _)| scheme == "mongodb" || scheme == "mongodb+srv")
             .ok_or_else(|| {
                 config_error("a MongoDB URL starts with mongodb:// or mongodb+srv://")
             })?;
-        let scheme_len = url.len() - rest.len();
         // The hosts end at the first '/' or '?' after the user info.
         let after_userinfo = rest.rfind('@').map_or(0, |at| at + 1);
         let hosts_end = rest[after_userinfo..]
@@ -195,7 +196,7 @@ impl MongoConfig {
                 _ => kept.push(pair),
             }
         }
-        let mut driver_url = url[..scheme_len + hosts_end].to_owned();
+        let mut driver_url = format!("{scheme}://{}", &rest[..hosts_end]);
         driver_url.push('/');
         driver_url.push_str(database);
         if !kept.is_empty() {
@@ -272,6 +273,16 @@ mod tests {
             "mongodb://app:p%40ss@a:1,b:2/shop?replicaSet=rs0&w=majority"
         );
         assert!(!format!("{config:?}").contains("p%40ss"));
+    }
+
+    #[test]
+    fn schemes_are_case_insensitive() {
+        for url in ["MONGODB://h/shop?w=1", "MongoDB+SRV://h/shop?w=1"] {
+            let config = MongoConfig::from_url(url).unwrap();
+            assert_eq!(config.database_name(), "shop");
+            let lower = url.split_once("://").unwrap().0.to_ascii_lowercase();
+            assert_eq!(config.validated().unwrap(), format!("{lower}://h/shop?w=1"));
+        }
     }
 
     #[test]

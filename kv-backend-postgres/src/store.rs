@@ -201,10 +201,10 @@ impl PostgresStoreBuilder {
 }
 
 fn connect_options(config: &PostgresConfig) -> Result<PgConnectOptions> {
-    let scheme_ok =
-        config.url.starts_with("postgres://") || config.url.starts_with("postgresql://");
+    let url = kv_core::lowercase_scheme(&config.url);
+    let scheme_ok = url.starts_with("postgres://") || url.starts_with("postgresql://");
     let options = scheme_ok
-        .then(|| PgConnectOptions::from_str(&config.url).ok())
+        .then(|| PgConnectOptions::from_str(&url).ok())
         .flatten()
         .ok_or_else(|| {
             config_error(
@@ -753,6 +753,23 @@ impl KvStore for PostgresStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schemes_are_case_insensitive() {
+        for url in [
+            "postgres://u:p@h:5432/db",
+            "POSTGRES://u:p@h:5432/db",
+            "PostgreSQL://u@h/db",
+        ] {
+            let config = PostgresConfig {
+                url: url.to_owned(),
+                ..PostgresConfig::default()
+            };
+            let options = connect_options(&config).unwrap();
+            assert_eq!(options.get_host(), "h", "{url}");
+            assert_eq!(options.get_database(), Some("db"), "{url}");
+        }
+    }
 
     #[test]
     fn in_input_order_answers_missing_and_repeated_keys() {

@@ -165,14 +165,15 @@ fn root_cert(config: &RedisConfig) -> Result<Option<Vec<u8>>> {
 
 /// One server: a `ConnectionManager` (reconnects by itself).
 async fn single(config: &RedisConfig) -> Result<RedisConnection> {
+    let url = kv_core::lowercase_scheme(&config.url);
     let client = match root_cert(config)? {
-        None => redis::Client::open(config.url.as_str()).map_err(invalid_url)?,
+        None => redis::Client::open(url.as_ref()).map_err(invalid_url)?,
         Some(root_cert) => {
             let certs = redis::TlsCertificates {
                 client_tls: None,
                 root_cert: Some(root_cert),
             };
-            redis::Client::build_with_tls(config.url.as_str(), certs).map_err(invalid_url)?
+            redis::Client::build_with_tls(url.as_ref(), certs).map_err(invalid_url)?
         }
     };
     let manager_config = ConnectionManagerConfig::new()

@@ -81,6 +81,8 @@ impl RocksDbConfig {
     /// `Config` for another scheme, a path that is neither absolute nor
     /// starts with `./` or `../`, or an unknown or bad option.
     pub fn from_url(url: &str) -> kv_core::Result<Self> {
+        let url = kv_core::lowercase_scheme(url);
+        let url = url.as_ref();
         let rest = url
             .strip_prefix("rocksdb://")
             .ok_or_else(|| config_error("a RocksDB URL starts with rocksdb://"))?;
@@ -132,6 +134,14 @@ impl RocksDbConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schemes_are_case_insensitive() {
+        assert_eq!(
+            RocksDbConfig::from_url("RocksDB:///a/b").unwrap().path,
+            PathBuf::from("/a/b")
+        );
+    }
 
     #[test]
     fn urls_name_absolute_or_dot_relative_paths() {

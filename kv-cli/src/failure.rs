@@ -97,7 +97,7 @@ impl Secrets {
     pub(crate) fn of<'a>(urls: impl IntoIterator<Item = &'a str>) -> Self {
         let mut found = Vec::new();
         for url in urls {
-            found.extend(secrets_in(url));
+            found.extend(kv::url_secrets(url));
         }
         // Longest first, so a secret containing another is replaced whole.
         found.sort_by_key(|s: &String| std::cmp::Reverse(s.len()));
@@ -115,48 +115,6 @@ impl Secrets {
         }
         text
     }
-}
-
-fn secrets_in(raw: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut add = |s: &str| {
-        // A one-letter "secret" would garble every message for no gain.
-        if s.len() >= 2 {
-            found.push(s.to_owned());
-        }
-    };
-    // etcd takes several hosts (`etcd://u:p@h1,h2`), which `url` refuses:
-    // parse the user-info by hand, like kv::redact_url.
-    if let Some((_, rest)) = raw.split_once("://") {
-        let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-        let userinfo = authority.rsplit_once('@').map(|(userinfo, _)| userinfo);
-        if let Some((_, password)) = userinfo.and_then(|u| u.split_once(':')) {
-            add(password);
-            add(&percent_decode(password));
-        }
-    }
-    if let Some((_, query)) = raw.split_once('?') {
-        let query = query.split('#').next().unwrap_or(query);
-        for pair in query.split('&') {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let name = name.to_ascii_lowercase();
-            if ["pass", "secret", "token", "key"]
-                .iter()
-                .any(|word| name.contains(word))
-            {
-                add(value);
-                add(&percent_decode(value));
-            }
-        }
-    }
-    found
-}
-
-fn percent_decode(text: &str) -> String {
-    url::form_urlencoded::parse(format!("x={text}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| text.to_owned())
 }
 
 #[cfg(test)]

@@ -56,6 +56,7 @@ mod store;
 mod stored;
 mod support;
 mod typed_batch;
+mod url;
 mod validate;
 
 pub use async_trait::async_trait;
@@ -90,7 +91,8 @@ pub use prefix::PrefixStore;
 pub use store::{Health, KvStore};
 pub use stored::Stored;
 pub use support::{
-    PeriodicTask, connect_within, is_untrusted_certificate, redact_url, untrusted_certificate_error,
+    PeriodicTask, connect_within, is_untrusted_certificate, untrusted_certificate_error,
 };
 pub use typed_batch::Batch;
+pub use url::{is_secret_param, lowercase_scheme, redact_url, url_secrets};
 pub use validate::{CheckedEntry, CheckedOp, ListRange, Validator};

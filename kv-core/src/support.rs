@@ -1,4 +1,5 @@
-//! Helpers for backend crates: URL redaction and periodic maintenance tasks.
+//! Helpers for backend crates: connect timeouts, certificate errors and
+//! periodic maintenance tasks.
 
 use std::future::Future;
 use std::time::Duration;
@@ -97,42 +98,6 @@ pub fn untrusted_certificate_error(
         .with_source(source)
 }
 
-/// `url` with the password of its user-info replaced by `***`, for `Debug`
-/// output and logs. Works on any `scheme://user:password@host/...` string
-/// without parsing the rest; a string without a password is returned as is.
-///
-/// ```
-/// use kv_core::redact_url;
-///
-/// assert_eq!(redact_url("postgres://app:s3cret@db:5432/x"), "postgres://app:***@db:5432/x");
-/// assert_eq!(redact_url("redis://:pw@h"), "redis://:***@h");
-/// assert_eq!(redact_url("redis://h:6379/0"), "redis://h:6379/0");
-/// ```
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        // Not a URL we understand: show nothing that could be a secret.
-        return if url.contains('@') {
-            "<redacted>".to_owned()
-        } else {
-            url.to_owned()
-        };
-    };
-    // The authority ends at the first '/', '?' or '#'; user-info at its last '@'.
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
-            if userinfo.contains(':') {
-                format!("{scheme}://{user}:***@{host}{path}")
-            } else {
-                url.to_owned()
-            }
-        }
-        None => url.to_owned(),
-    }
-}
-
 /// A background task that runs a job every `every` on the current Tokio
 /// runtime until the handle is dropped. Backends use it for expiry purges.
 ///
@@ -188,35 +153,5 @@ impl PeriodicTask {
 impl Drop for PeriodicTask {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn redacts_only_the_password() {
-        for (url, shown) in [
-            (
-                "rediss://alice:p%40ss@cache:6380/3",
-                "rediss://alice:***@cache:6380/3",
-            ),
-            (
-                "postgres://u:p@h/db?sslmode=require",
-                "postgres://u:***@h/db?sslmode=require",
-            ),
-            (
-                "mongodb://u:p@a:1,b:2/?replicaSet=rs",
-                "mongodb://u:***@a:1,b:2/?replicaSet=rs",
-            ),
-            ("postgres://u:p:with:colons@h/db", "postgres://u:***@h/db"),
-            ("postgres://u:p@ss@h/db", "postgres://u:***@h/db"),
-            ("postgres://h/db?user=u", "postgres://h/db?user=u"),
-            ("memory://", "memory://"),
-        ] {
-            assert_eq!(redact_url(url), shown, "{url}");
-        }
-        assert_eq!(redact_url("user:secret@host"), "<redacted>");
     }
 }

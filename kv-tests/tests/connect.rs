@@ -107,6 +107,15 @@ async fn server_url_gives_a_working_client(kind: kv_testkit::Kind, backend: &str
     assert_eq!(got, [Some(2), Some(1), None]);
     assert_eq!(kv.store().backend(), backend);
     assert_eq!(kv.clear().await.unwrap(), 2);
+    // Schemes are case-insensitive, the same for every backend.
+    let url = server.kv_url();
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let upper = format!("{}://{rest}", scheme.to_ascii_uppercase());
+    let kv = kv::connect(&upper)
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", kv::redact_url(&upper)));
+    assert_eq!(kv.store().backend(), backend);
+    kv.health().await.unwrap();
 }
 
 #[cfg(feature = "redis")]
@@ -156,7 +165,10 @@ async fn rocksdb_url_opens_an_embedded_database_that_persists() {
         kv.batch_set([("a", 1), ("b", 2)]).await.unwrap();
         assert_eq!(kv.store().backend(), "rocksdb");
     }
-    let kv = kv::connect(&url).await.unwrap();
+    // Schemes are case-insensitive.
+    let kv = kv::connect(&url.replace("rocksdb://", "RocksDB://"))
+        .await
+        .unwrap();
     assert_eq!(
         kv.batch_get::<i32, _>(["b", "a", "c"]).await.unwrap(),
         [Some(2), Some(1), None]

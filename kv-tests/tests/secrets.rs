@@ -114,9 +114,26 @@ async fn no_password_shows_in_spans_metrics_debug_or_errors() {
         .url()
         .replace("mongodb://", &format!("mongodb://kvuser:{PASSWORD}@"))
         .replace("/?", "/kv?authSource=admin&");
+    // The password as a query parameter, which sqlx accepts too.
+    let postgres_query_url = {
+        let url = postgres.url().replace(&format!(":{PASSWORD}@"), "@");
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}password={PASSWORD}")
+    };
+    // MongoDB's key-file password, in a config's and a builder's Debug
+    // (connecting needs a client certificate the test server lacks).
+    let key_file_url = format!("{mongo_url}&tls=true&tlsCertificateKeyFilePassword={PASSWORD}");
+    let config = kv::mongo::MongoConfig::from_url(&key_file_url).unwrap();
+    out.push(format!("{config:?}"));
+    out.push(format!(
+        "{:?}",
+        kv::mongo::MongoStore::builder().url(&key_file_url)
+    ));
+    out.push(kv::redact_url(&key_file_url));
     for url in [
         redis.url().to_owned(),
         postgres.url().to_owned(),
+        postgres_query_url,
         etcd_url,
         mongo_url,
     ] {
