@@ -91,6 +91,9 @@ impl MemoryStoreBuilder {
     }
 }
 
+/// The most expired entries one write purges (see [`State::purge`]).
+const PURGE_PER_WRITE: usize = 1024;
+
 #[derive(Default)]
 struct State {
     map: BTreeMap<Key, Slot>,
@@ -118,11 +121,15 @@ impl State {
             .map(|slot| &slot.value)
     }
 
-    /// Removes every entry expired at `now`. After it, every entry is live.
+    /// Removes up to [`PURGE_PER_WRITE`] entries expired at `now`, oldest
+    /// first: a write after a mass expiry does bounded work under the lock,
+    /// and the next writes go on where it stopped. Expired entries may
+    /// remain after it; every read and write checks liveness.
     fn purge(&mut self, now: Instant) {
-        while let Some((at, _)) = self.expiries.first() {
-            if *at > now {
-                break;
+        for _ in 0..PURGE_PER_WRITE {
+            match self.expiries.first() {
+                Some((at, _)) if *at <= now => {}
+                _ => break,
             }
             if let Some((_, key)) = self.expiries.pop_first() {
                 self.map.remove(&key);
@@ -131,7 +138,7 @@ impl State {
     }
 
     fn put(&mut self, key: Key, value: Bytes, ttl: Option<Duration>, now: Instant) {
-        self.remove(&key);
+        self.remove(&key, now);
         let expires_at = ttl.map(|ttl| now + ttl);
         if let Some(at) = expires_at {
             self.expiries.insert((at, key.clone()));
@@ -139,14 +146,15 @@ impl State {
         self.map.insert(key, Slot { value, expires_at });
     }
 
-    /// Removes `key`; returns whether it was present (live after a purge).
-    fn remove(&mut self, key: &Key) -> bool {
+    /// Removes `key`; returns whether it was live at `now` (an expired
+    /// entry not yet purged is removed too, and does not count).
+    fn remove(&mut self, key: &Key, now: Instant) -> bool {
         match self.map.remove(key) {
             Some(slot) => {
                 if let Some(at) = slot.expires_at {
                     self.expiries.remove(&(at, key.clone()));
                 }
-                true
+                slot.is_live(now)
             }
             None => false,
         }
@@ -237,7 +245,8 @@ impl KvStore for MemoryStore {
     }
 
     async fn delete(&self, key: &Key) -> Result<bool> {
-        Ok(self.write().0.remove(key))
+        let (mut state, now) = self.write();
+        Ok(state.remove(key, now))
     }
 
     async fn exists(&self, key: &Key) -> Result<bool> {
@@ -319,8 +328,11 @@ impl KvStore for MemoryStore {
         if keys.is_empty() {
             return Ok(0);
         }
-        let (mut state, _) = self.write();
-        Ok(keys.into_iter().filter(|key| state.remove(key)).count() as u64)
+        let (mut state, now) = self.write();
+        Ok(keys
+            .into_iter()
+            .filter(|key| state.remove(key, now))
+            .count() as u64)
     }
 
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<()> {
@@ -333,7 +345,7 @@ impl KvStore for MemoryStore {
             match op {
                 WriteOp::Put(entry) => state.put(entry.key, entry.value, entry.ttl, now),
                 WriteOp::Delete(key) => {
-                    state.remove(&key);
+                    state.remove(&key, now);
                 }
             }
         }
@@ -357,7 +369,7 @@ impl KvStore for MemoryStore {
         match new {
             Some(value) => state.put(key.clone(), value, ttl, now),
             None => {
-                state.remove(key);
+                state.remove(key, now);
             }
         }
         Ok(true)
@@ -392,6 +404,56 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         store.delete(&Key::new("other").unwrap()).await.unwrap();
         assert_eq!(store.stored_entries(), 0);
+    }
+
+    /// After a mass expiry, each write purges at most `PURGE_PER_WRITE`
+    /// entries (bounded work under the lock); expired entries left behind
+    /// are never seen, not counted by deletes, and go with later writes.
+    #[tokio::test]
+    async fn a_write_after_a_mass_expiry_purges_a_bounded_number() {
+        let store = MemoryStore::new();
+        let n = PURGE_PER_WRITE * 3 + 10;
+        let entries = (0..n)
+            .map(|i| {
+                Entry::new(Key::new(format!("k{i:05}")).unwrap(), "v")
+                    .with_ttl(Duration::from_millis(5))
+            })
+            .collect();
+        store.batch_set(entries).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        store
+            .set(
+                &Key::new("live").unwrap(),
+                "v".into(),
+                SetOptions::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.stored_entries(), n - PURGE_PER_WRITE + 1);
+        // Not yet purged, yet expired: invisible, and a delete counts none.
+        let last = Key::new(format!("k{:05}", n - 1)).unwrap();
+        assert_eq!(store.get(&last).await.unwrap(), None);
+        assert_eq!(
+            store
+                .list("k", ListOptions::default())
+                .await
+                .unwrap()
+                .keys
+                .len(),
+            0
+        );
+        assert!(!store.delete(&last).await.unwrap());
+        assert_eq!(
+            store
+                .batch_delete(&[Key::new("k00000").unwrap()])
+                .await
+                .unwrap(),
+            0
+        );
+        for _ in 0..3 {
+            store.delete(&Key::new("other").unwrap()).await.unwrap();
+        }
+        assert_eq!(store.stored_entries(), 1);
     }
 
     #[tokio::test]
