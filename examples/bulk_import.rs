@@ -86,7 +86,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 failed.error
             );
         }
-        return Err(format!("{} chunks failed", report.failed.len()).into());
+        return Err(format!("{} chunks failed", report.chunks_failed).into());
     }
     kv.clear().await?;
     Ok(())

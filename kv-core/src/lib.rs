@@ -65,8 +65,8 @@ pub use bytes::Bytes;
 pub use batch::{Entry, WriteOp};
 pub use bulk::{
     BulkItem, BulkReport, BulkWriter, ChunkInFlight, CopyOptions, CopyReport, DEFAULT_CHUNK_SIZE,
-    DEFAULT_CONCURRENCY, DEFAULT_TTL_TOLERANCE, FailedChunk, MAX_REPORTED_MISMATCHES, Progress,
-    VerifyReport, copy,
+    DEFAULT_CONCURRENCY, DEFAULT_TTL_TOLERANCE, FailedChunk, MAX_REPORTED_FAILED_CHUNKS,
+    MAX_REPORTED_FAILED_KEYS, MAX_REPORTED_MISMATCHES, Progress, VerifyReport, copy,
 };
 pub use capabilities::Capabilities;
 pub use client::Kv;

@@ -196,6 +196,42 @@ async fn a_chunk_out_of_retries_is_reported_with_its_keys_and_error() {
     assert!(err.is_temporary());
 }
 
+/// A store that fails every chunk (down, or refusing the user): the report
+/// counts every failed chunk and key but lists at most 100 chunks and
+/// 10,000 keys, so a load of any size stays in bounded memory; progress
+/// carries the same counts.
+#[tokio::test]
+async fn a_store_failing_every_chunk_keeps_the_report_bounded() {
+    let store = Faulty::new(u32::MAX, Duration::ZERO);
+    let writer = BulkWriter::new(store.clone()).chunk_size(50).retries(0);
+    let n = 200_000u64;
+    let report = writer.write_iter((0..n as usize).map(entry)).await;
+    assert_eq!(report.chunks_failed, n / 50);
+    assert_eq!(report.keys_failed, n);
+    assert_eq!(report.failed.len(), kv_core::MAX_REPORTED_FAILED_CHUNKS);
+    assert_eq!(report.failed_keys().count(), 100 * 50);
+    assert!(report.failed.iter().all(|c| c.ops == 50));
+    assert_eq!(report.first_failed_index, Some(0));
+    assert_eq!(report.keys_written, 0);
+    assert!(!report.is_complete());
+    let progress = writer.progress().borrow().clone();
+    assert_eq!((progress.chunks_failed, progress.keys_failed), (n / 50, n));
+
+    // Large chunks: the keys listed stop at 10,000 in all.
+    let report = BulkWriter::new(store)
+        .chunk_size(3_000)
+        .retries(0)
+        .write_iter((0..30_000).map(entry))
+        .await;
+    assert_eq!((report.chunks_failed, report.keys_failed), (10, 30_000));
+    assert_eq!(report.failed.len(), 10);
+    assert_eq!(
+        report.failed_keys().count(),
+        kv_core::MAX_REPORTED_FAILED_KEYS
+    );
+    assert!(report.failed.iter().all(|c| c.ops == 3_000));
+}
+
 #[tokio::test]
 async fn memory_stays_bounded_by_concurrency_and_chunk_size() {
     let store = Faulty::new(0, Duration::from_millis(2));

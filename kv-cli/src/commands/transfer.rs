@@ -295,9 +295,9 @@ fn load_result(what: &str, report: &BulkReport, after: &str) -> Outcome {
     Err(Failure::store(
         &format!(
             "{what}: {} of {} chunks failed ({} keys, first {:?}){after}",
-            report.failed.len(),
-            report.failed.len() as u64 + report.chunks_written,
-            show_count(report.failed_keys().count() as u64),
+            report.chunks_failed,
+            report.chunks_failed + report.chunks_written,
+            show_count(report.keys_failed),
             failed.keys.first().map(Key::as_str).unwrap_or_default()
         ),
         &failed.error,

@@ -259,7 +259,7 @@ impl BulkWriter {
         });
         let load = self.write(items).await;
         let seen = seen.into_inner().unwrap_or_else(PoisonError::into_inner);
-        let first_failed = load.failed.iter().map(|c| c.index).min();
+        let first_failed = load.first_failed_index;
         let resume_after = match first_failed {
             Some(0) => options.start_after.clone(),
             Some(failed) => usize::try_from(failed - 1)

@@ -17,7 +17,10 @@ use tokio::task::JoinSet;
 pub use copy::{
     CopyOptions, CopyReport, DEFAULT_TTL_TOLERANCE, MAX_REPORTED_MISMATCHES, VerifyReport, copy,
 };
-pub use report::{BulkReport, ChunkInFlight, FailedChunk, Progress};
+pub use report::{
+    BulkReport, ChunkInFlight, FailedChunk, MAX_REPORTED_FAILED_CHUNKS, MAX_REPORTED_FAILED_KEYS,
+    Progress,
+};
 
 use crate::backoff;
 use crate::batch::{Entry, WriteOp};
@@ -323,16 +326,10 @@ impl Load<'_> {
         for result in results {
             match result {
                 Ok(item) => chunk.push(item),
-                Err(error) => self.report.failed.push(FailedChunk {
-                    index,
-                    keys: error
-                        .key()
-                        .and_then(|k| Key::new(k).ok())
-                        .into_iter()
-                        .collect(),
-                    error,
-                    attempts: 0,
-                }),
+                Err(error) => {
+                    let key = error.key().and_then(|k| Key::new(k).ok());
+                    self.report.record_failure(index, key.iter(), 1, error, 0);
+                }
             }
         }
         chunk
@@ -406,12 +403,13 @@ impl Load<'_> {
                 false
             }
             Err(error) => {
-                self.report.failed.push(FailedChunk {
-                    index: outcome.index,
-                    keys: outcome.chunk.iter().map(|i| i.key().clone()).collect(),
+                self.report.record_failure(
+                    outcome.index,
+                    outcome.chunk.iter().map(BulkItem::key),
+                    outcome.chunk.len(),
                     error,
-                    attempts: outcome.attempts,
-                });
+                    outcome.attempts,
+                );
                 true
             }
         }
@@ -426,8 +424,8 @@ impl Load<'_> {
             chunks_done: report.chunks_written,
             keys_done: report.keys_written,
             bytes_done: report.bytes_written,
-            chunks_failed: report.failed.len() as u64,
-            keys_failed: report.failed_keys().count() as u64,
+            chunks_failed: report.chunks_failed,
+            keys_failed: report.keys_failed,
             retries: report.retries,
             chunks_in_flight,
             available_permits: self.writer.concurrency.saturating_sub(running),

@@ -5,6 +5,17 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::key::Key;
 
+/// The most failed chunks a [`BulkReport`] lists (the first to fail);
+/// [`BulkReport::chunks_failed`] counts them all. A load into a store that
+/// is down fails every chunk: the report stays small whatever the input.
+pub const MAX_REPORTED_FAILED_CHUNKS: usize = 100;
+
+/// The most keys the listed failed chunks hold together; a chunk listed
+/// once this many are held keeps only its first keys that fit (none), and
+/// [`FailedChunk::ops`] still says how many it had.
+/// [`BulkReport::keys_failed`] counts them all.
+pub const MAX_REPORTED_FAILED_KEYS: usize = 10_000;
+
 /// A chunk that failed for good (a permanent error, or a temporary one that
 /// outlasted its retries): none of its keys were written where the store is
 /// atomic ([`Capabilities::atomic_batch`](crate::Capabilities)); some may
@@ -13,8 +24,11 @@ use crate::key::Key;
 pub struct FailedChunk {
     /// The chunk's position in the input, from 0.
     pub index: u64,
-    /// Its keys, in input order.
+    /// Its keys, in input order, cut to what fits under
+    /// [`MAX_REPORTED_FAILED_KEYS`] for the whole report.
     pub keys: Vec<Key>,
+    /// How many operations the chunk held (an input error: 1).
+    pub ops: usize,
     /// The last error.
     pub error: Error,
     /// How many times it was tried.
@@ -37,8 +51,16 @@ pub struct BulkReport {
     pub keys_written: u64,
     /// Key and value bytes in the chunks written.
     pub bytes_written: u64,
-    /// The chunks that failed, in the order they failed.
+    /// The first [`MAX_REPORTED_FAILED_CHUNKS`] chunks that failed, in the
+    /// order they failed.
     pub failed: Vec<FailedChunk>,
+    /// Every chunk that failed (input errors each count as one).
+    pub chunks_failed: u64,
+    /// Operations in every failed chunk.
+    pub keys_failed: u64,
+    /// The smallest input position of a failed chunk: everything before it
+    /// was written (where resuming a load should start).
+    pub first_failed_index: Option<u64>,
     /// Attempts beyond the first, over all chunks.
     pub retries: u64,
     /// The most chunks that were in flight at once.
@@ -53,24 +75,47 @@ pub struct BulkReport {
 impl BulkReport {
     /// A load refused before reading any input.
     pub(crate) fn refused(error: Error) -> Self {
-        Self {
-            failed: vec![FailedChunk {
-                index: 0,
-                keys: Vec::new(),
-                error,
-                attempts: 0,
-            }],
+        let mut report = Self {
             stopped_early: true,
             ..Self::default()
+        };
+        report.record_failure(0, std::iter::empty(), 0, error, 0);
+        report
+    }
+
+    /// Counts a failed chunk, and lists it while the report has room.
+    pub(crate) fn record_failure<'k>(
+        &mut self,
+        index: u64,
+        keys: impl Iterator<Item = &'k Key>,
+        ops: usize,
+        error: Error,
+        attempts: u32,
+    ) {
+        self.chunks_failed += 1;
+        self.keys_failed += ops as u64;
+        self.first_failed_index = Some(self.first_failed_index.map_or(index, |i| i.min(index)));
+        if self.failed.len() < MAX_REPORTED_FAILED_CHUNKS {
+            let held: usize = self.failed.iter().map(|c| c.keys.len()).sum();
+            let room = MAX_REPORTED_FAILED_KEYS.saturating_sub(held);
+            self.failed.push(FailedChunk {
+                index,
+                keys: keys.take(room).cloned().collect(),
+                ops,
+                error,
+                attempts,
+            });
         }
     }
 
     /// Whether every chunk was written and the whole input was read.
     pub fn is_complete(&self) -> bool {
-        self.failed.is_empty() && !self.stopped_early
+        self.chunks_failed == 0 && self.failed.is_empty() && !self.stopped_early
     }
 
-    /// The keys of every failed chunk.
+    /// The keys of the listed failed chunks (at most
+    /// [`MAX_REPORTED_FAILED_KEYS`]; [`keys_failed`](Self::keys_failed)
+    /// counts them all).
     pub fn failed_keys(&self) -> impl Iterator<Item = &Key> {
         self.failed.iter().flat_map(|c| &c.keys)
     }
