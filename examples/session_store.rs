@@ -95,6 +95,9 @@ async fn main() -> kv::Result<()> {
     let url = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "memory://".to_owned());
+    // Session ids are secrets: keep them out of every error's text (errors
+    // end up in logs). Code can still read a key with `Error::key`.
+    kv::hide_keys_in_errors(true);
     let kv = kv::connect(&url).await?;
     let caps = kv.capabilities();
     if !caps.ttl || !caps.cas {

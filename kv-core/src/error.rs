@@ -2,6 +2,38 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static HIDE_KEYS: AtomicBool = AtomicBool::new(false);
+
+/// Keeps keys out of the `Display` and `Debug` of every [`Error`] in this
+/// process from now on (`true`), or shows them again (`false`; the
+/// default). A hidden key shows as `key hidden, N bytes`.
+///
+/// Call it once at start-up when keys are secrets of their own (session
+/// ids, tokens, e-mail addresses) and errors go to logs: an error then
+/// still says what failed, on which backend and how long the key was, and
+/// code can still read the key with [`Error::key`]. (The tracing layer
+/// records keys only when asked, with `TracingLayer::with_keys`.)
+///
+/// ```
+/// use kv_core::{Error, ErrorKind, Operation};
+///
+/// let err = Error::new(ErrorKind::Decode, "redis", Operation::Get).with_key("session:4f9a");
+/// kv_core::hide_keys_in_errors(true);
+/// assert_eq!(err.to_string(), "redis get: decode failed (key hidden, 12 bytes)");
+/// assert!(!format!("{err:?}").contains("4f9a"));
+/// assert_eq!(err.key(), Some("session:4f9a"));
+/// kv_core::hide_keys_in_errors(false);
+/// ```
+pub fn hide_keys_in_errors(hide: bool) {
+    HIDE_KEYS.store(hide, Ordering::Relaxed);
+}
+
+/// Whether [`hide_keys_in_errors`] is on.
+pub fn keys_hidden_in_errors() -> bool {
+    HIDE_KEYS.load(Ordering::Relaxed)
+}
 
 /// A boxed error source, as carried by [`Error`].
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -232,7 +264,8 @@ impl Error {
         }
     }
 
-    /// Names the key the error concerns.
+    /// Names the key the error concerns. `Display` and `Debug` show it
+    /// unless [`hide_keys_in_errors`] is on.
     pub fn with_key(mut self, key: impl Into<String>) -> Self {
         self.key = Some(key.into());
         self
@@ -318,8 +351,12 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}: {}", self.backend, self.operation, self.kind)?;
-        if let Some(key) = &self.key {
-            write!(f, " (key {key:?})")?;
+        match &self.key {
+            Some(key) if keys_hidden_in_errors() => {
+                write!(f, " (key hidden, {} bytes)", key.len())?;
+            }
+            Some(key) => write!(f, " (key {key:?})")?,
+            None => {}
         }
         if let Some(message) = &self.message {
             write!(f, ": {message}")?;
@@ -337,8 +374,14 @@ impl fmt::Debug for Error {
         d.field("kind", &self.kind)
             .field("backend", &self.backend)
             .field("operation", &self.operation);
-        if let Some(key) = &self.key {
-            d.field("key", key);
+        match &self.key {
+            Some(key) if keys_hidden_in_errors() => {
+                d.field("key", &format_args!("<hidden, {} bytes>", key.len()));
+            }
+            Some(key) => {
+                d.field("key", key);
+            }
+            None => {}
         }
         if let Some(message) = &self.message {
             d.field("message", message);

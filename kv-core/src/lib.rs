@@ -73,7 +73,9 @@ pub use client::Kv;
 #[cfg(feature = "msgpack")]
 pub use codec::MessagePack;
 pub use codec::{Codec, Json, Raw};
-pub use error::{BoxError, Error, ErrorKind, Operation, Result};
+pub use error::{
+    BoxError, Error, ErrorKind, Operation, Result, hide_keys_in_errors, keys_hidden_in_errors,
+};
 pub use export::{DEFAULT_READ_AHEAD, ExportOptions};
 pub use ext::KvStoreExt;
 pub use key::{Key, MAX_KEY_BYTES, prefix_successor, prefix_successor_str, validate_prefix};
