@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use kv_core::{
     Capabilities, Entry, Error, ErrorKind, Health, Key, KvStore, ListOptions, MAX_KEY_BYTES,
-    Operation, Page, PeriodicTask, Result, SetOptions, Validator, WriteOp, connect_within,
-    prefix_successor_str,
+    Operation, Page, PeriodicTask, Result, SetOptions, TaskStatus, Validator, WriteOp,
+    connect_within, prefix_successor_str,
 };
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use sqlx::{Connection, PgPool, Postgres, Transaction};
@@ -150,6 +150,11 @@ impl PostgresStoreBuilder {
     /// cannot be reached or refuses.
     pub async fn connect(self) -> Result<PostgresStore> {
         let config = self.config;
+        if config.purge_interval_ms == Some(0) {
+            return Err(config_error(
+                "purge_interval_ms must be at least 1 (null turns the purge off)",
+            ));
+        }
         let table = config.qualified_table()?;
         let pool = match self.pool {
             Some(pool) => pool,
@@ -179,13 +184,12 @@ impl PostgresStoreBuilder {
         let purge_chunk = i64::from(config.purge_chunk.max(1));
         let purge = config.purge_interval().map(|every| {
             let (pool, sql) = (pool.clone(), sql.clone());
-            Arc::new(PeriodicTask::spawn(every, move || {
+            Arc::new(PeriodicTask::spawn("postgres purge", every, move || {
                 let (pool, sql) = (pool.clone(), sql.clone());
-                // A failed purge hides nothing (reads filter on expiry); it
-                // is retried next time, and purge_expired() reports errors.
-                async move {
-                    let _ = purge(&pool, &sql, purge_chunk).await;
-                }
+                // A failed purge hides nothing (reads filter on expiry): it
+                // is counted in purge_status(), logged, and tried again at
+                // the next tick.
+                async move { purge(&pool, &sql, purge_chunk).await.map(drop) }
             }))
         });
         Ok(PostgresStore {
@@ -369,6 +373,14 @@ impl PostgresStore {
     /// The server's errors.
     pub async fn purge_expired(&self) -> Result<u64> {
         purge(&self.pool, &self.sql, self.purge_chunk).await
+    }
+
+    /// What the background purge has done: runs, failures and the last
+    /// error (`None` when the purge is off). A purge that keeps failing (a
+    /// role without `DELETE` on the table) leaves expired rows in the
+    /// table; they stay invisible, but the table grows.
+    pub fn purge_status(&self) -> Option<TaskStatus> {
+        self._purge.as_ref().map(|task| task.status())
     }
 
     /// Runs one call within the request timeout.

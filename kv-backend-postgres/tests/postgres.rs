@@ -343,3 +343,75 @@ async fn debug_shows_the_table_not_the_password() {
     );
     drop_table(store.pool(), &store.table()).await;
 }
+
+/// A background purge that always fails (a role without `DELETE` on the
+/// table) is no longer silent: `purge_status` counts the failures and keeps
+/// the last error, while the store serves what the role may do. A zero
+/// interval is a `Config` error, not a panic in the spawned task.
+#[tokio::test]
+async fn a_purge_that_always_fails_is_counted_and_its_error_kept() {
+    let Some(server) = kv_testkit::postgres().await else {
+        return;
+    };
+    let name = table("nodelete");
+    let admin = PostgresStore::builder()
+        .url(server.url())
+        .table(&name)
+        .purge_interval(None)
+        .connect()
+        .await
+        .unwrap();
+    let role = format!("kvnodelete{}", std::process::id());
+    for sql in [
+        format!("DROP ROLE IF EXISTS {role}"),
+        format!("CREATE ROLE {role} LOGIN"),
+        format!("GRANT SELECT, INSERT, UPDATE ON \"{name}\" TO {role}"),
+    ] {
+        sqlx::query(&sql).execute(admin.pool()).await.unwrap();
+    }
+    let url = server
+        .url()
+        .replacen("postgres://postgres", &format!("postgres://{role}"), 1);
+    let store = PostgresStore::builder()
+        .url(&url)
+        .table(&name)
+        .create_table(false)
+        .purge_interval(Some(Duration::from_millis(20)))
+        .connect()
+        .await
+        .unwrap();
+    store
+        .set(&key("kept"), "v".into(), SetOptions::default())
+        .await
+        .unwrap();
+    let mut status = store.purge_status().unwrap();
+    for _ in 0..250 {
+        if status.failures >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        status = store.purge_status().unwrap();
+    }
+    assert!(status.failures >= 2, "{status:?}");
+    let (kind, message) = status.last_error.clone().unwrap();
+    assert_eq!(kind, ErrorKind::PermissionDenied, "{message}");
+    let err = store.purge_expired().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    drop(store);
+    for sql in [
+        format!("DROP TABLE IF EXISTS \"{name}\""),
+        format!("DROP ROLE IF EXISTS {role}"),
+    ] {
+        sqlx::query(&sql).execute(admin.pool()).await.unwrap();
+    }
+
+    let err = PostgresStore::builder()
+        .url(server.url())
+        .table(&name)
+        .purge_interval(Some(Duration::ZERO))
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert_eq!(admin.purge_status(), None);
+}

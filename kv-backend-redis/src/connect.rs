@@ -105,6 +105,11 @@ impl RedisStore {
     ///
     /// As [`RedisStoreBuilder::connect`].
     pub async fn from_config(config: RedisConfig) -> Result<Self> {
+        if config.purge_interval_ms == Some(0) {
+            return Err(config_error(
+                "purge_interval_ms must be at least 1 (null turns the purge off)",
+            ));
+        }
         if config.key_prefix.contains('\0') || config.key_prefix.len() >= MAX_KEY_BYTES {
             return Err(config_error(
                 "the key prefix must have no NUL and be shorter than 1024 bytes",

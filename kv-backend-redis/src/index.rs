@@ -227,14 +227,12 @@ pub(crate) fn spawn_purge(
     scripts: Scripts,
     every: Duration,
 ) -> PeriodicTask {
-    PeriodicTask::spawn(every, move || {
+    PeriodicTask::spawn("redis index purge", every, move || {
         let (conn, buckets, scripts) = (conn.clone(), buckets.clone(), scripts.clone());
-        async move {
-            // A failed purge changes nothing visible (reads check expiry
-            // themselves); it is retried at the next tick, and
-            // RedisStore::purge_expired reports errors to a caller.
-            let _ = purge(&conn, &buckets, &scripts).await;
-        }
+        // A failed purge changes nothing visible (reads check expiry
+        // themselves): it is counted in RedisStore::purge_status, logged,
+        // and tried again at the next tick.
+        async move { purge(&conn, &buckets, &scripts).await.map(drop) }
     })
 }
 

@@ -95,6 +95,14 @@ impl RedisStore {
         index::purge(&self.conn, &self.buckets, &self.scripts).await
     }
 
+    /// What the background purge has done: runs, failures and the last
+    /// error (`None` when the purge is off). A purge that keeps failing (a
+    /// user whose ACL forbids scripts) leaves expired keys in the listing
+    /// index; lists skip them, but the index grows.
+    pub fn purge_status(&self) -> Option<kv_core::TaskStatus> {
+        self._purge.as_ref().map(|task| task.status())
+    }
+
     /// Rebuilds the listing index from a SCAN of the keys under the prefix:
     /// keys written by other programs become listable, index entries of keys
     /// deleted by other programs are dropped. Keys that are not valid kv keys

@@ -476,3 +476,102 @@ async fn a_refused_connection_is_marked_unsent() {
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     assert!(err.request_unsent(), "{err:?}");
 }
+
+/// A background purge that always fails (a user whose ACL forbids
+/// scripts: NOPERM) is no longer silent: `purge_status` counts the
+/// failures and keeps the last error, while the store keeps working for
+/// what the user may do. A zero interval is a `Config` error, not a panic
+/// in the spawned task.
+#[tokio::test]
+async fn a_purge_that_always_fails_is_counted_and_its_error_kept() {
+    let Some(server) = kv_testkit::redis().await else {
+        return;
+    };
+    let admin = RedisStore::connect(server.url()).await.unwrap();
+    let user = format!("kvnoscript{}", std::process::id());
+    let _: () = redis::cmd("ACL")
+        .arg(
+            &[
+                "SETUSER",
+                &user,
+                "on",
+                ">n0-scr1pts",
+                "~*",
+                "&*",
+                "+@all",
+                "-@scripting",
+            ][..],
+        )
+        .query_async(&mut admin.connection())
+        .await
+        .unwrap();
+    let url = server
+        .url()
+        .replacen("redis://", &format!("redis://{user}:n0-scr1pts@"), 1);
+    let store = RedisStore::builder()
+        .url(&url)
+        .key_prefix(format!("{user}:"))
+        .purge_interval(Some(Duration::from_millis(20)))
+        .connect()
+        .await
+        .unwrap();
+    let mut status = store.purge_status().unwrap();
+    for _ in 0..250 {
+        if status.failures >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        status = store.purge_status().unwrap();
+    }
+    assert!(status.failures >= 2, "{status:?}");
+    assert_eq!(status.failures, status.consecutive_failures);
+    let (kind, message) = status.last_error.clone().unwrap();
+    assert_eq!(kind, ErrorKind::PermissionDenied, "{message}");
+    assert!(
+        message.contains("NOPERM") || message.contains("permission"),
+        "{message}"
+    );
+    assert!(!message.contains("n0-scr1pts"), "{message}");
+    // The same error reaches a caller of purge_expired.
+    let err = store.purge_expired().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    drop(store);
+    let _: () = redis::cmd("ACL")
+        .arg(&["DELUSER", &user][..])
+        .query_async(&mut admin.connection())
+        .await
+        .unwrap();
+
+    // A working purge counts runs and no failure.
+    let store = RedisStore::builder()
+        .url(server.url())
+        .key_prefix(format!("{user}-ok:"))
+        .purge_interval(Some(Duration::from_millis(20)))
+        .connect()
+        .await
+        .unwrap();
+    let mut status = store.purge_status().unwrap();
+    for _ in 0..250 {
+        if status.runs >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        status = store.purge_status().unwrap();
+    }
+    assert!(status.runs >= 2 && status.failures == 0, "{status:?}");
+
+    let err = RedisStore::builder()
+        .url(server.url())
+        .purge_interval(Some(Duration::ZERO))
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    let off = RedisStore::builder()
+        .url(server.url())
+        .purge_interval(None)
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(off.purge_status(), None);
+}

@@ -93,7 +93,7 @@ pub use prefix::PrefixStore;
 pub use store::{Health, KvStore};
 pub use stored::Stored;
 pub use support::{
-    PeriodicTask, connect_within, is_untrusted_certificate, untrusted_certificate_error,
+    PeriodicTask, TaskStatus, connect_within, is_untrusted_certificate, untrusted_certificate_error,
 };
 pub use typed_batch::Batch;
 pub use url::{is_secret_param, lowercase_scheme, redact_url, url_secrets};

@@ -98,60 +98,124 @@ pub fn untrusted_certificate_error(
         .with_source(source)
 }
 
-/// A background task that runs a job every `every` on the current Tokio
-/// runtime until the handle is dropped. Backends use it for expiry purges.
+/// What a [`PeriodicTask`] has done so far: how many runs, how many
+/// failed, and the last failure's message. A backend exposes it for its
+/// background purge, so a purge that always fails (a missing permission)
+/// is seen instead of growing the data for ever.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskStatus {
+    /// Runs finished.
+    pub runs: u64,
+    /// Runs that failed.
+    pub failures: u64,
+    /// Failures since the last run that succeeded.
+    pub consecutive_failures: u64,
+    /// The last failure's error, as displayed (never holds a secret), and
+    /// its kind.
+    pub last_error: Option<(crate::ErrorKind, String)>,
+}
+
+/// A background task that runs a fallible job every `every` on the current
+/// Tokio runtime until the handle is dropped. Backends use it for expiry
+/// purges. A failed run is counted in [`status`](Self::status), logged as
+/// a `tracing` warning (feature `tracing`), and tried again at the next
+/// tick.
 ///
 /// ```
 /// use std::sync::Arc;
 /// use std::sync::atomic::{AtomicU32, Ordering};
 /// use std::time::Duration;
-/// use kv_core::PeriodicTask;
+/// use kv_core::{Error, ErrorKind, Operation, PeriodicTask};
 ///
-/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
 /// let runs = Arc::new(AtomicU32::new(0));
 /// let counter = runs.clone();
-/// let task = PeriodicTask::spawn(Duration::from_millis(10), move || {
-///     let counter = counter.clone();
-///     async move { counter.fetch_add(1, Ordering::SeqCst); }
+/// let task = PeriodicTask::spawn("demo purge", Duration::from_secs(10), move || {
+///     let n = counter.fetch_add(1, Ordering::SeqCst);
+///     async move {
+///         match n {
+///             0 => Err(Error::new(ErrorKind::PermissionDenied, "demo", Operation::Maintenance)),
+///             _ => Ok(()),
+///         }
+///     }
 /// });
-/// tokio::time::sleep(Duration::from_millis(55)).await;
+/// // Paused time: the sleep jumps ahead once every task is idle.
+/// tokio::time::sleep(Duration::from_secs(25)).await;
+/// let status = task.status();
+/// assert_eq!((status.runs, status.failures, status.consecutive_failures), (2, 1, 0));
+/// assert_eq!(status.last_error.map(|(kind, _)| kind), Some(ErrorKind::PermissionDenied));
 /// drop(task); // stops it
-/// let seen = runs.load(Ordering::SeqCst);
-/// assert!(seen >= 2);
-/// tokio::time::sleep(Duration::from_millis(30)).await;
-/// assert_eq!(runs.load(Ordering::SeqCst), seen);
+/// tokio::time::sleep(Duration::from_secs(60)).await;
+/// assert_eq!(runs.load(Ordering::SeqCst), 2);
 /// # });
 /// ```
 #[derive(Debug)]
-pub struct PeriodicTask(tokio::task::JoinHandle<()>);
+pub struct PeriodicTask {
+    handle: tokio::task::JoinHandle<()>,
+    status: std::sync::Arc<std::sync::Mutex<TaskStatus>>,
+}
 
 impl PeriodicTask {
-    /// Spawns `job` to run every `every`, the first time after one interval.
-    /// A run that takes longer than the interval delays the next one.
+    /// Spawns `job` to run every `every` (at least 1 ms: a zero interval
+    /// is taken as 1 ms rather than a panic), the first time after one
+    /// interval. A run that takes longer than the interval delays the next
+    /// one. `name` names the task in warnings.
     ///
     /// # Panics
     ///
     /// Outside a Tokio runtime.
-    pub fn spawn<F, Fut>(every: Duration, mut job: F) -> Self
+    pub fn spawn<F, Fut>(name: &'static str, every: Duration, mut job: F) -> Self
     where
         F: FnMut() -> Fut + Send + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
+        Fut: Future<Output = crate::Result<()>> + Send + 'static,
     {
+        let status = std::sync::Arc::new(std::sync::Mutex::new(TaskStatus::default()));
+        let shared = status.clone();
+        let every = every.max(Duration::from_millis(1));
         let handle = tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await; // the first tick is immediate
             loop {
                 tick.tick().await;
-                job().await;
+                let result = job().await;
+                let mut status = shared
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                status.runs += 1;
+                match result {
+                    Ok(()) => status.consecutive_failures = 0,
+                    Err(error) => {
+                        status.failures += 1;
+                        status.consecutive_failures += 1;
+                        #[cfg(feature = "tracing")]
+                        tracing::warn!(
+                            task = name,
+                            error = %error,
+                            consecutive_failures = status.consecutive_failures,
+                            "kv background task failed; it runs again at the next interval"
+                        );
+                        #[cfg(not(feature = "tracing"))]
+                        let _ = name;
+                        status.last_error = Some((error.kind(), error.to_string()));
+                    }
+                }
             }
         });
-        Self(handle)
+        Self { handle, status }
+    }
+
+    /// What the task has done so far.
+    pub fn status(&self) -> TaskStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
 
 impl Drop for PeriodicTask {
     fn drop(&mut self) {
-        self.0.abort();
+        self.handle.abort();
     }
 }
