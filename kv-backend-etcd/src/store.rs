@@ -522,11 +522,18 @@ impl KvStore for EtcdStore {
     }
 
     async fn exists(&self, key: &Key) -> Result<bool> {
-        Ok(self
-            .get(key)
+        let op = Operation::Exists;
+        let mut resp = self
+            .kv
+            .clone()
+            .get(self.full_key(key), Some(self.get_options()))
             .await
-            .map_err(|e| e.in_context(BACKEND, Operation::Exists))?
-            .is_some())
+            .map_err(|e| map_etcd_error(op, e))?;
+        // A value in another format is a present key, as on every backend.
+        Ok(resp
+            .take_kvs()
+            .pop()
+            .is_some_and(|kv| !stamp::expired(kv.value(), now_millis())))
     }
 
     async fn list(&self, prefix: &str, options: ListOptions) -> Result<Page> {
@@ -561,7 +568,7 @@ impl KvStore for EtcdStore {
             let kvs = resp.take_kvs();
             let now = now_millis();
             for kv in &kvs {
-                if let Some(key) = txn::listed_key(op, &self.prefix, kv.key(), kv.value(), now)? {
+                if let Some(key) = txn::listed_key(&self.prefix, kv.key(), kv.value(), now) {
                     keys.push(key);
                 }
             }

@@ -160,26 +160,19 @@ pub(crate) fn successor(key: &[u8]) -> Vec<u8> {
     next
 }
 
-/// The kv key of a listed etcd key, or `None` when its value has expired.
-/// A key or value kv did not write under the prefix is an error.
-pub(crate) fn listed_key(
-    op: Operation,
-    prefix: &[u8],
-    full: &[u8],
-    stored: &[u8],
-    now: u64,
-) -> Result<Option<Key>> {
-    let name = full.strip_prefix(prefix).unwrap_or(full);
-    let name = std::str::from_utf8(name).map_err(|_| {
-        Error::new(ErrorKind::Backend, BACKEND, op)
-            .with_message("a key under the prefix is not UTF-8 (written by another program?)")
-    })?;
-    if live_slice(op, name, stored, now)?.is_none() {
-        return Ok(None);
+/// The kv key of a listed etcd key, or `None` when its value has expired
+/// or the key has no name in kv.
+pub(crate) fn listed_key(prefix: &[u8], full: &[u8], stored: &[u8], now: u64) -> Option<Key> {
+    // A value in another format is a present key, listed as on every
+    // backend; a key that is not a valid kv key (not UTF-8, NUL, too long)
+    // has no name in kv and is not listed.
+    if stamp::expired(stored, now) {
+        return None;
     }
-    Key::new(name)
-        .map(Some)
-        .map_err(|e| e.in_context(BACKEND, op))
+    let name = full.strip_prefix(prefix).unwrap_or(full);
+    std::str::from_utf8(name)
+        .ok()
+        .and_then(|name| Key::new(name).ok())
 }
 
 /// etcd answered fewer or other operations than the Txn had.

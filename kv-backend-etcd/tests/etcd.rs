@@ -495,6 +495,26 @@ async fn values_written_by_another_program_are_errors_not_absent() {
     assert_eq!(err.key(), Some("foreign"));
     // It still counts as removed when deleted: it existed.
     assert!(store.delete(&key("foreign")).await.unwrap());
+    // The rule every backend keeps: a present key that can be listed,
+    // deleted and cleared (before, exists and list failed on it).
+    kv_conformance::foreign::foreign_values_are_present_keys(&store, |key| {
+        let mut client = store.client();
+        let full = format!("{prefix}{key}");
+        async move {
+            client
+                .put(full, "\u{7}not kv's format", None)
+                .await
+                .unwrap();
+        }
+    })
+    .await;
+    // A key that is not a valid kv key has no name in kv: never listed.
+    client
+        .put(format!("{prefix}bad\0key").into_bytes(), "\0v", None)
+        .await
+        .unwrap();
+    let page = store.list("bad", Default::default()).await.unwrap();
+    assert!(page.keys.is_empty(), "{page:?}");
 }
 
 #[tokio::test]

@@ -284,6 +284,27 @@ async fn cas_from_eight_tasks_never_double_applies() {
     store.collection().drop().await.unwrap();
 }
 
+/// A document written through `collection()` whose value is not kv's
+/// (a string where kv keeps binary) is a present key that cannot be read:
+/// the same rule as every backend with an escape hatch.
+#[tokio::test]
+async fn a_document_kv_cannot_read_is_a_present_key() {
+    let Some(server) = kv_testkit::mongo().await else {
+        return;
+    };
+    let store = store_in(server, &collection("foreign")).await;
+    let coll = store.collection().clone_with_type::<Document>();
+    kv_conformance::foreign::foreign_values_are_present_keys(&store, |key| {
+        let coll = coll.clone();
+        async move {
+            coll.insert_one(doc! {"_id": key.as_str(), "v": "not kv's format"})
+                .await
+                .unwrap();
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_standalone_server_is_not_atomic_and_says_so() {
     let Some(server) = kv_testkit::mongo_standalone().await else {

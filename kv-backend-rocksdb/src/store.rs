@@ -355,6 +355,17 @@ impl Inner {
         }
     }
 
+    /// Whether `key` is present and not expired at `now`, without reading
+    /// its value as kv's: a value in another format (written through
+    /// [`RocksDbStore::db`]) is a present key, as on every backend.
+    fn present(&self, op: Operation, key: &Key, now: u64) -> Result<bool> {
+        Ok(self
+            .db
+            .get_pinned(key.as_bytes())
+            .map_err(|e| self.error(op, e))?
+            .is_some_and(|stored| !value::expired(&stored, now)))
+    }
+
     fn write(&self, op: Operation, batch: WriteBatch) -> Result<()> {
         self.db
             .write_opt(batch, &self.write)
@@ -499,7 +510,7 @@ impl KvStore for RocksDbStore {
         self.run(Operation::Delete, move |inner| {
             let op = Operation::Delete;
             let _locks = inner.lock(std::iter::once(key.as_bytes()));
-            let was_live = inner.live(op, &key, now_millis())?.is_some();
+            let was_live = inner.present(op, &key, now_millis())?;
             let mut batch = WriteBatch::default();
             batch.delete(key.as_bytes());
             inner.write(op, batch)?;
@@ -511,7 +522,7 @@ impl KvStore for RocksDbStore {
     async fn exists(&self, key: &Key) -> Result<bool> {
         let key = key.clone();
         self.run(Operation::Exists, move |inner| {
-            Ok(inner.live(Operation::Exists, &key, now_millis())?.is_some())
+            inner.present(Operation::Exists, &key, now_millis())
         })
         .await
     }
@@ -539,14 +550,16 @@ impl KvStore for RocksDbStore {
                 if !inclusive && &raw_key[..] == lower {
                     continue;
                 }
-                let key = std::str::from_utf8(&raw_key)
+                // A key that is not a valid kv key (written through db():
+                // not UTF-8, NUL, too long) has no name in kv: not listed.
+                let Some(key) = std::str::from_utf8(&raw_key)
                     .ok()
                     .and_then(|k| Key::new(k).ok())
-                    .ok_or_else(|| {
-                        Error::new(ErrorKind::Backend, BACKEND, op)
-                            .with_message("the database holds a key that is not a valid kv key")
-                    })?;
-                if decoded(op, key.as_str(), &stored, now)?.is_some() {
+                else {
+                    continue;
+                };
+                // A value in another format is a present key: listed.
+                if !value::expired(&stored, now) {
                     keys.push(key);
                     if keys.len() == want {
                         break;
@@ -654,10 +667,9 @@ impl KvStore for RocksDbStore {
             let now = now_millis();
             let mut live = 0;
             let found = inner.multi_get(op, &keys, &ReadOptions::default())?;
-            for (key, stored) in keys.iter().zip(found) {
-                if let Some(stored) = stored {
-                    live += u64::from(decoded(op, key, &stored, now)?.is_some());
-                }
+            // A value in another format is a present key: counted.
+            for stored in found.into_iter().flatten() {
+                live += u64::from(!value::expired(&stored, now));
             }
             let mut batch = WriteBatch::default();
             for key in keys.iter() {

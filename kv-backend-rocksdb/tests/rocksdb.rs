@@ -177,6 +177,19 @@ async fn a_value_written_by_another_program_is_an_error_not_none() {
     let err = store.get(&key("foreign")).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Backend);
     assert_eq!(err.key(), Some("foreign"));
+    // The rule every backend keeps: a present key that can be listed,
+    // deleted and cleared (before, delete and list failed on it).
+    let db = store.db();
+    kv_conformance::foreign::foreign_values_are_present_keys(&store, |key| {
+        db.put(key.as_bytes(), b"\x07not kv's format").unwrap();
+        std::future::ready(())
+    })
+    .await;
+    // A key that is not a valid kv key has no name in kv: never listed.
+    store.db().put(b"bad\0key", b"\x00v").unwrap();
+    store.db().put(b"bad\xffkey", b"\x00v").unwrap();
+    let page = store.list("bad", Default::default()).await.unwrap();
+    assert!(page.keys.is_empty(), "{page:?}");
 }
 
 #[tokio::test]

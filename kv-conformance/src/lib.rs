@@ -39,6 +39,7 @@ pub mod export;
 pub mod ext;
 pub mod fault_suite;
 pub mod faults;
+pub mod foreign;
 pub mod keys;
 pub mod list;
 pub mod load;

@@ -53,6 +53,13 @@ pub struct Health {
 ///   A backend without TTL returns [`ErrorKind::Unsupported`](crate::ErrorKind)
 ///   rather than ignoring one.
 /// - **Errors** are never swallowed into `None` or `false`.
+/// - **Foreign data** written through a backend's own client in a form kv
+///   cannot read is a *present key whose value cannot be read*: `get` and
+///   `batch_get` fail with [`ErrorKind::Backend`](crate::ErrorKind) naming
+///   the key; `exists` is `true`, `list` lists it, `delete`,
+///   `batch_delete` and `clear` remove it and count it. A stored key that
+///   is not a valid [`Key`] has no name in kv and is not listed.
+///   (`kv_conformance::foreign` checks this over each escape hatch.)
 ///
 /// # Implementing
 ///
