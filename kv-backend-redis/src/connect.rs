@@ -105,6 +105,7 @@ impl RedisStore {
     ///
     /// As [`RedisStoreBuilder::connect`].
     pub async fn from_config(config: RedisConfig) -> Result<Self> {
+        ensure_crypto_provider();
         if config.purge_interval_ms == Some(0) {
             return Err(config_error(
                 "purge_interval_ms must be at least 1 (null turns the purge off)",
@@ -250,4 +251,18 @@ async fn check_bucket_count(conn: &RedisConnection, buckets: &Buckets) -> Result
         )));
     }
     Ok(())
+}
+
+/// Installs rustls' `ring` provider for the process when none is installed.
+///
+/// redis-rs builds its TLS config with `rustls::ClientConfig::builder()`,
+/// which panics when the process has more than one provider compiled in
+/// (`ring` and `aws-lc-rs`: the default of hyper-rustls, tonic and the AWS
+/// SDK) and none installed. An application that installed its own provider
+/// keeps it; a race with another installer is harmless (one of them wins,
+/// either works).
+fn ensure_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
 }
