@@ -142,7 +142,7 @@ fn entry(i: usize) -> Entry {
     Entry::new(Key::new(format!("k{i:05}")).unwrap(), i.to_string())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn temporary_failures_are_retried_and_the_load_completes() {
     let store = Faulty::new(3, Duration::ZERO);
     let report = BulkWriter::new(store.clone())
@@ -165,7 +165,7 @@ async fn temporary_failures_are_retried_and_the_load_completes() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_chunk_size_over_the_store_limit_is_lowered_to_it_and_the_load_completes() {
     let store = Arc::new(MemoryStore::builder().max_batch_ops(Some(16)).build());
     let writer = BulkWriter::new(store.clone()).chunk_size(500);
@@ -176,7 +176,7 @@ async fn a_chunk_size_over_the_store_limit_is_lowered_to_it_and_the_load_complet
     assert_eq!(BulkWriter::new(store).chunk_size(0).chunk_len(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_chunk_out_of_retries_is_reported_with_its_keys_and_error() {
     let store = Faulty::new(u32::MAX, Duration::ZERO);
     let report = BulkWriter::new(store.clone())
@@ -200,7 +200,7 @@ async fn a_chunk_out_of_retries_is_reported_with_its_keys_and_error() {
 /// counts every failed chunk and key but lists at most 100 chunks and
 /// 10,000 keys, so a load of any size stays in bounded memory; progress
 /// carries the same counts.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_store_failing_every_chunk_keeps_the_report_bounded() {
     let store = Faulty::new(u32::MAX, Duration::ZERO);
     let writer = BulkWriter::new(store.clone()).chunk_size(50).retries(0);
@@ -232,7 +232,7 @@ async fn a_store_failing_every_chunk_keeps_the_report_bounded() {
     assert!(report.failed.iter().all(|c| c.ops == 3_000));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn memory_stays_bounded_by_concurrency_and_chunk_size() {
     let store = Faulty::new(0, Duration::from_millis(2));
     let pulled = Arc::new(AtomicUsize::new(0));
@@ -258,7 +258,7 @@ async fn memory_stays_bounded_by_concurrency_and_chunk_size() {
     assert_eq!(pulled.load(Ordering::SeqCst), 5_000);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_dropped_load_lists_the_chunks_that_may_have_landed() {
     let store = Faulty::new(0, Duration::from_millis(40));
     let writer = BulkWriter::new(store.clone()).chunk_size(10).concurrency(2);
@@ -288,7 +288,7 @@ async fn a_dropped_load_lists_the_chunks_that_may_have_landed() {
     assert!(!store.exists(&never).await.unwrap());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn typed_bulk_set_reports_bad_items_and_loads_the_rest() {
     let kv = kv_core::Kv::new(MemoryStore::new().into_dyn());
     let items = (0..300).map(|i| {
@@ -308,7 +308,7 @@ async fn typed_bulk_set_reports_bad_items_and_loads_the_rest() {
 
 /// A copy whose fourth chunk fails says to resume after the third chunk's
 /// last key; copying again from there completes it.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_failed_copy_resumes_after_the_last_chunk_before_the_failure() {
     let src = MemoryStore::new();
     src.batch_set((0..1000).map(entry).collect()).await.unwrap();
@@ -344,7 +344,7 @@ async fn a_failed_copy_resumes_after_the_last_chunk_before_the_failure() {
 }
 
 /// Verification names a key whose copy differs and counts it.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn verification_reports_a_changed_copy() {
     let src = MemoryStore::new();
     src.batch_set((0..50).map(entry).collect()).await.unwrap();
@@ -384,7 +384,7 @@ async fn verification_reports_a_changed_copy() {
 
 /// A key deleted between an export's list and its read is skipped; every
 /// other key is yielded once.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn export_skips_a_key_deleted_between_list_and_read() {
     let store = Faulty::new(0, Duration::ZERO);
     store

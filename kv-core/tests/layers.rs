@@ -9,7 +9,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -190,7 +192,7 @@ fn wrap(flaky: &Arc<Flaky>, layer: impl Layer) -> Arc<dyn KvStore> {
     layer.layer(flaky.clone() as Arc<dyn KvStore>)
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn temporary_errors_are_retried_exactly_as_often_as_they_happen() {
     for failures in [0, 1, 3] {
         let flaky = Arc::new(Flaky::new(failures, ErrorKind::Unavailable));
@@ -222,7 +224,7 @@ async fn temporary_errors_are_retried_exactly_as_often_as_they_happen() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn retries_stop_after_max_retries_with_the_last_error() {
     let flaky = Arc::new(Flaky::new(10, ErrorKind::Timeout));
     let store = wrap(&flaky, quick_retry(2));
@@ -232,7 +234,7 @@ async fn retries_stop_after_max_retries_with_the_last_error() {
     assert_eq!(flaky.calls(), 3, "one call and two retries");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn permanent_errors_are_not_retried() {
     for kind in [
         ErrorKind::PermissionDenied,
@@ -247,7 +249,7 @@ async fn permanent_errors_are_not_retried() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn bad_input_fails_once_without_retry() {
     let flaky = Arc::new(Flaky::new(0, ErrorKind::Unavailable));
     let store = wrap(&flaky, quick_retry(5));
@@ -263,7 +265,7 @@ async fn bad_input_fails_once_without_retry() {
     assert_eq!(flaky.calls(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_cas_that_reached_the_store_is_not_repeated() {
     // The swap is applied, then its answer is lost: a retry would compare
     // against its own write and report `false` for a swap that happened.
@@ -283,7 +285,7 @@ async fn a_cas_that_reached_the_store_is_not_repeated() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_cas_whose_request_was_never_sent_is_retried() {
     let mut flaky = Flaky::new(2, ErrorKind::Unavailable);
     flaky.unsent = true;
@@ -297,7 +299,7 @@ async fn a_cas_whose_request_was_never_sent_is_retried() {
     assert_eq!(flaky.calls(), 3);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn deletes_are_retried_and_may_count_low() {
     // The documented cost: the first attempt removed the key, its answer
     // was lost, the retry finds nothing to remove.
@@ -315,7 +317,7 @@ async fn deletes_are_retried_and_may_count_low() {
     assert!(!flaky.inner.exists(&key("a")).await.unwrap());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn max_elapsed_bounds_the_time_spent_retrying() {
     let flaky = Arc::new(Flaky::new(1000, ErrorKind::Unavailable));
     let retry = RetryLayer::new()
@@ -326,11 +328,18 @@ async fn max_elapsed_bounds_the_time_spent_retrying() {
     let started = Instant::now();
     let err = store.get(&key("a")).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable);
-    assert!(started.elapsed() < Duration::from_secs(2));
-    assert!(flaky.calls() < 1000);
+    // Paused time: the bound holds exactly, whatever the machine's load;
+    // no retry starts a sleep that would end past it.
+    let spent = started.elapsed();
+    assert!(spent <= Duration::from_millis(100), "{spent:?}");
+    assert!(
+        flaky.calls() > 1 && flaky.calls() < 1000,
+        "{}",
+        flaky.calls()
+    );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stalled_call_ends_in_timeout_at_its_deadline() {
     let mut flaky = Flaky::new(0, ErrorKind::Unavailable);
     flaky.delay = Duration::from_secs(30);
@@ -342,10 +351,14 @@ async fn a_stalled_call_ends_in_timeout_at_its_deadline() {
     assert!(err.is_temporary());
     assert_eq!(err.key(), Some("a"));
     assert_eq!(err.operation(), Operation::Get);
-    assert!(started.elapsed() < Duration::from_secs(5), "not a hang");
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(100),
+        "paused time: exact"
+    );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn batches_have_their_own_deadline() {
     let mut flaky = Flaky::new(0, ErrorKind::Unavailable);
     flaky.delay = Duration::from_millis(200);
@@ -359,7 +372,7 @@ async fn batches_have_their_own_deadline() {
     assert_eq!(store.batch_get(&[key("a")]).await.unwrap(), [None]);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_timed_out_attempt_is_retried_inside_the_retry_layer() {
     let mut flaky = Flaky::new(0, ErrorKind::Unavailable);
     flaky.stalls = AtomicU32::new(2);
@@ -393,7 +406,7 @@ async fn the_concurrency_limit_bounds_calls_in_flight() {
     assert_eq!(limited.available_permits(), 3);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn layers_forward_backend_capabilities_and_results() {
     let memory = MemoryStore::builder().max_batch_ops(Some(7)).build();
     let caps = memory.capabilities();
@@ -411,7 +424,7 @@ async fn layers_forward_backend_capabilities_and_results() {
 
 /// The retry layer lends a batch to every attempt instead of copying it;
 /// the other layers pass an owned batch on as owned and a lent one as lent.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn batches_reach_the_store_lent_through_the_retry_layer() {
     let flaky = Arc::new(Flaky::new(2, ErrorKind::Unavailable));
     let store = wrap(&flaky, quick_retry(5));
@@ -443,7 +456,7 @@ async fn batches_reach_the_store_lent_through_the_retry_layer() {
     assert_eq!((flaky.calls(), flaky.lent.load(Ordering::SeqCst)), (2, 0));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn dropping_a_retrying_call_stops_it() {
     let flaky = Arc::new(Flaky::new(1000, ErrorKind::Unavailable));
     let retry = RetryLayer::new()

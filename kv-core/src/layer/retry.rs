@@ -2,7 +2,10 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// Tokio's clock: the same as std's, and paused with it in tests.
+use tokio::time::Instant;
 
 use super::{Call, Layer, layered_store};
 use crate::backoff;
