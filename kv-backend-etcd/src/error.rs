@@ -22,8 +22,8 @@ pub(crate) const BACKEND: &str = "etcd";
 /// etcd's messages carry no credentials (the password travels only in the
 /// Authenticate request, the token only in request metadata).
 pub(crate) fn map_etcd_error(op: Operation, err: EtcdError) -> Error {
-    if kv_core::is_untrusted_certificate(&err) {
-        return kv_core::untrusted_certificate_error(BACKEND, op, err);
+    if kv_core::backend::is_untrusted_certificate(&err) {
+        return kv_core::backend::untrusted_certificate_error(BACKEND, op, err);
     }
     let kind = match &err {
         EtcdError::GRpcStatus(status) => status_kind(op, status.code(), status.message()),

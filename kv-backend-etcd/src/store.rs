@@ -11,10 +11,11 @@ use etcd_client::{
     Certificate, Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, Identity,
     KvClient, PutOptions, TlsOptions, Txn, TxnOp, TxnResponse,
 };
-use kv_core::stamp::{self, now_millis};
+use kv_core::backend::stamp::{self, now_millis};
+use kv_core::backend::{Validator, connect_within};
 use kv_core::{
     Capabilities, Entry, Key, KvStore, ListOptions, MAX_KEY_BYTES, Operation, Page, Result,
-    SetOptions, Validator, WriteOp, connect_within,
+    SetOptions, WriteOp,
 };
 
 use crate::config::{EtcdConfig, EtcdTls, millis};

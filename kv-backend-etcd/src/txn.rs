@@ -7,8 +7,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use etcd_client::TxnResponse;
 use etcd_client::proto::{PbKeyValue, PbTxnOpResponse};
-use kv_core::stamp::{self, Malformed};
-use kv_core::{Entry, Error, ErrorKind, Key, ListRange, Operation, Result, prefix_successor};
+use kv_core::backend::ListRange;
+use kv_core::backend::stamp::{self, Malformed};
+use kv_core::{Entry, Error, ErrorKind, Key, Operation, Result, prefix_successor};
 
 use crate::error::{BACKEND, malformed};
 
@@ -185,7 +186,8 @@ pub(crate) fn short_answer(op: Operation) -> Error {
 mod tests {
     use super::*;
     use kv_core::KvStore;
-    use kv_core::{ListOptions, MemoryStore, Validator};
+    use kv_core::backend::Validator;
+    use kv_core::{ListOptions, MemoryStore};
 
     fn range(prefix: &str, after: Option<&str>) -> ListRange {
         let mut options = ListOptions::default();

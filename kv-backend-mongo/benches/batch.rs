@@ -32,7 +32,7 @@ use kv_backend_mongo::mongodb::bson::{
     Bson, DateTime, RawArrayBuf, RawBinaryRef, RawBsonRef, RawDocumentBuf, doc,
 };
 use kv_backend_mongo::mongodb::{Collection, Database};
-use kv_core::stamp::now_millis;
+use kv_core::backend::stamp::now_millis;
 use kv_core::{Entry, Key, KvStore};
 use kv_testkit::bench::{Stock, batch_against_single_calls, calls, quick, race_paced, report_row};
 

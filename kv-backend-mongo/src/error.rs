@@ -27,8 +27,8 @@ pub(crate) const DUPLICATE_KEY: i32 = 11000;
 /// The driver's messages name hosts and users, never passwords: credentials
 /// travel only inside the SCRAM conversation.
 pub(crate) fn map_mongo_error(op: Operation, err: MongoError) -> Error {
-    if kv_core::is_untrusted_certificate(&err) {
-        return kv_core::untrusted_certificate_error(BACKEND, op, err);
+    if kv_core::backend::is_untrusted_certificate(&err) {
+        return kv_core::backend::untrusted_certificate_error(BACKEND, op, err);
     }
     let kind = match err.kind.as_ref() {
         MongoKind::ServerSelection { .. }

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use kv_core::stamp::now_millis;
+use kv_core::backend::stamp::now_millis;
+use kv_core::backend::{Validator, connect_within};
 use kv_core::{
     Capabilities, Entry, Error, ErrorKind, Key, KvStore, ListOptions, MAX_KEY_BYTES, Operation,
-    Page, Result, SetOptions, Validator, WriteOp, connect_within, prefix_successor_str,
+    Page, Result, SetOptions, WriteOp, prefix_successor_str,
 };
 use mongodb::bson::{Document, RawDocument, RawDocumentBuf, doc};
 use mongodb::options::{ClientOptions, IndexOptions, ReadConcern};

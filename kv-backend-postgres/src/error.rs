@@ -16,8 +16,8 @@ pub(crate) const BACKEND: &str = "postgres";
 /// sqlx's messages carry no password (authentication errors name the user
 /// only), and connection URLs are never put into errors.
 pub(crate) fn map_sqlx_error(op: Operation, err: sqlx::Error) -> Error {
-    if kv_core::is_untrusted_certificate(&err) {
-        return kv_core::untrusted_certificate_error(BACKEND, op, err);
+    if kv_core::backend::is_untrusted_certificate(&err) {
+        return kv_core::backend::untrusted_certificate_error(BACKEND, op, err);
     }
     let (kind, temporary) = match &err {
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use kv_core::backend::{PeriodicTask, TaskStatus, Validator, connect_within};
 use kv_core::{
     Capabilities, Entry, Error, ErrorKind, Health, Key, KvStore, ListOptions, MAX_KEY_BYTES,
-    Operation, Page, PeriodicTask, Result, SetOptions, TaskStatus, Validator, WriteOp,
-    connect_within, prefix_successor_str,
+    Operation, Page, Result, SetOptions, WriteOp, prefix_successor_str,
 };
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use sqlx::{Connection, PgPool, Postgres, Transaction};

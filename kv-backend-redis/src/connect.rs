@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kv_core::{MAX_KEY_BYTES, Operation, Result, Validator, connect_within};
+use kv_core::backend::{Validator, connect_within};
+use kv_core::{MAX_KEY_BYTES, Operation, Result};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 

@@ -12,8 +12,8 @@ pub(crate) const BACKEND: &str = "redis";
 /// is also marked [`request_unsent`](Error::request_unsent). The driver's messages
 /// carry no credentials (redis-rs never echoes the URL or AUTH arguments).
 pub(crate) fn map_redis_error(op: Operation, err: RedisError) -> Error {
-    if kv_core::is_untrusted_certificate(&err) {
-        return kv_core::untrusted_certificate_error(BACKEND, op, err);
+    if kv_core::backend::is_untrusted_certificate(&err) {
+        return kv_core::backend::untrusted_certificate_error(BACKEND, op, err);
     }
     let kind = if err.is_timeout() {
         ErrorKind::Timeout

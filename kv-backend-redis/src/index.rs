@@ -19,7 +19,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use std::io::Write;
 
-use kv_core::{Key, Operation, PeriodicTask, Result};
+use kv_core::backend::PeriodicTask;
+use kv_core::{Key, Operation, Result};
 use redis::{Cmd, RedisWrite, ToRedisArgs};
 
 use crate::buckets::Buckets;

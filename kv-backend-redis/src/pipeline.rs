@@ -5,7 +5,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kv_core::{CheckedEntry, CheckedOp, Entry, Key, Operation, Result, WriteOp};
+use kv_core::backend::{CheckedEntry, CheckedOp};
+use kv_core::{Entry, Key, Operation, Result, WriteOp};
 use redis::{Arg, Cmd, FromRedisValue, ParsingError, Pipeline, RedisError, RedisResult};
 
 use crate::conn::RedisConnection;

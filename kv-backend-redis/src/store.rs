@@ -6,9 +6,10 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use kv_core::backend::{CheckedEntry, PeriodicTask, Validator};
 use kv_core::{
-    Capabilities, CheckedEntry, Entry, ErrorKind, Key, KvStore, ListOptions, MAX_KEY_BYTES,
-    Operation, Page, PeriodicTask, Result, SetOptions, Validator, WriteOp, redact_url,
+    Capabilities, Entry, ErrorKind, Key, KvStore, ListOptions, MAX_KEY_BYTES, Operation, Page,
+    Result, SetOptions, WriteOp, redact_url,
 };
 use redis::Pipeline;
 
@@ -99,7 +100,7 @@ impl RedisStore {
     /// error (`None` when the purge is off). A purge that keeps failing (a
     /// user whose ACL forbids scripts) leaves expired keys in the listing
     /// index; lists skip them, but the index grows.
-    pub fn purge_status(&self) -> Option<kv_core::TaskStatus> {
+    pub fn purge_status(&self) -> Option<kv_core::backend::TaskStatus> {
         self._purge.as_ref().map(|task| task.status())
     }
 

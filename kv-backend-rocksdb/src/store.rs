@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use kv_core::backend::Validator;
 use kv_core::{
     Capabilities, Entry, Error, ErrorKind, Health, Key, KvStore, ListOptions, MAX_KEY_BYTES,
-    Operation, Page, Result, SetOptions, Validator, WriteOp, prefix_successor,
+    Operation, Page, Result, SetOptions, WriteOp, prefix_successor,
 };
 use rocksdb::compaction_filter::Decision;
 use rocksdb::{
@@ -20,7 +21,7 @@ use rocksdb::{
 
 use crate::config::{Compression, RocksDbConfig};
 use crate::error::{BACKEND, map_rocksdb_error};
-use kv_core::stamp::{self as value, Malformed, now_millis};
+use kv_core::backend::stamp::{self as value, Malformed, now_millis};
 
 /// The largest value: 256 MiB (values travel whole through a WriteBatch).
 pub const MAX_VALUE_BYTES: usize = 256 * 1024 * 1024;

@@ -15,7 +15,10 @@
 //!   namespaces.
 //! - [`MemoryStore`]: the in-memory reference backend.
 //! - [`Key`], [`Error`]/[`ErrorKind`], [`Capabilities`], the options and
-//!   batch types, and [`Validator`], the checks every backend runs first.
+//!   batch types.
+//! - [`backend`]: what backend crates use to implement [`KvStore`] (the
+//!   [`Validator`](backend::Validator) every operation calls first, the
+//!   stored value format, background tasks).
 //!
 //! Applications usually depend on the facade, package `anykv` (library
 //! `kv`), which re-exports all of this and connects to a backend by URL.
@@ -37,6 +40,7 @@
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 #![warn(missing_debug_implementations, unreachable_pub)]
 
+pub mod backend;
 mod backoff;
 mod batch;
 mod bulk;
@@ -51,7 +55,6 @@ mod layer;
 mod memory;
 mod options;
 mod prefix;
-pub mod stamp;
 mod store;
 mod stored;
 mod support;
@@ -59,7 +62,6 @@ mod typed_batch;
 mod url;
 mod validate;
 
-pub use async_trait::async_trait;
 pub use bytes::Bytes;
 
 pub use batch::{Entry, WriteOp};
@@ -92,9 +94,5 @@ pub use options::{DEFAULT_LIST_LIMIT, ListOptions, MAX_LIST_LIMIT, MAX_TTL, Page
 pub use prefix::PrefixStore;
 pub use store::{Health, KvStore};
 pub use stored::Stored;
-pub use support::{
-    PeriodicTask, TaskStatus, connect_within, is_untrusted_certificate, untrusted_certificate_error,
-};
 pub use typed_batch::Batch;
 pub use url::{is_secret_param, lowercase_scheme, redact_url, url_secrets};
-pub use validate::{CheckedEntry, CheckedOp, ListRange, Validator};

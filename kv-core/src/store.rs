@@ -63,7 +63,7 @@ pub struct Health {
 ///
 /// # Implementing
 ///
-/// Build a [`Validator`](crate::Validator) from the backend's name and
+/// Build a [`Validator`](crate::backend::Validator) from the backend's name and
 /// capabilities and call it at the top of each operation; then map the
 /// operation onto the server's native batch, transaction or bulk API, and
 /// map driver errors in one function. Run `kv_conformance::suite!` against

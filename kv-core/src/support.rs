@@ -13,7 +13,8 @@ use std::time::Duration;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// use std::time::Duration;
-/// use kv_core::{ErrorKind, connect_within};
+/// use kv_core::ErrorKind;
+/// use kv_core::backend::connect_within;
 ///
 /// let never = std::future::pending::<kv_core::Result<()>>();
 /// let err = connect_within("demo", Duration::from_millis(10), never).await.unwrap_err();
@@ -53,8 +54,8 @@ pub async fn connect_within<T>(
 ///
 /// ```
 /// let io = std::io::Error::other("invalid peer certificate: UnknownIssuer");
-/// assert!(kv_core::is_untrusted_certificate(&io));
-/// assert!(!kv_core::is_untrusted_certificate(&std::io::Error::other("connection refused")));
+/// assert!(kv_core::backend::is_untrusted_certificate(&io));
+/// assert!(!kv_core::backend::is_untrusted_certificate(&std::io::Error::other("connection refused")));
 /// ```
 pub fn is_untrusted_certificate(err: &(dyn std::error::Error + 'static)) -> bool {
     const SIGNS: [&str; 5] = [
@@ -80,7 +81,8 @@ pub fn is_untrusted_certificate(err: &(dyn std::error::Error + 'static)) -> bool
 /// driver's error as its source.
 ///
 /// ```
-/// use kv_core::{ErrorKind, Operation, untrusted_certificate_error};
+/// use kv_core::backend::untrusted_certificate_error;
+/// use kv_core::{ErrorKind, Operation};
 ///
 /// let io = std::io::Error::other("invalid peer certificate: UnknownIssuer");
 /// let err = untrusted_certificate_error("demo", Operation::Connect, io);
@@ -125,7 +127,8 @@ pub struct TaskStatus {
 /// use std::sync::Arc;
 /// use std::sync::atomic::{AtomicU32, Ordering};
 /// use std::time::Duration;
-/// use kv_core::{Error, ErrorKind, Operation, PeriodicTask};
+/// use kv_core::backend::PeriodicTask;
+/// use kv_core::{Error, ErrorKind, Operation};
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
 /// let runs = Arc::new(AtomicU32::new(0));

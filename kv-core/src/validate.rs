@@ -18,7 +18,8 @@ use crate::options::{DEFAULT_LIST_LIMIT, ListOptions, MAX_LIST_LIMIT, MAX_TTL, S
 /// Validates input against a backend's [`Capabilities`] before any I/O.
 ///
 /// ```
-/// use kv_core::{Entry, ErrorKind, Key, KvStore, MemoryStore, Validator};
+/// use kv_core::backend::Validator;
+/// use kv_core::{Entry, ErrorKind, Key, KvStore, MemoryStore};
 ///
 /// let v = Validator::new("memory", MemoryStore::new().capabilities());
 /// let a = Key::new("a")?;

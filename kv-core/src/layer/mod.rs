@@ -135,7 +135,7 @@ impl<'a> Call<'a> {
 /// layer.
 macro_rules! layered_store {
     ($ty:ty, $mode:ident) => {
-        #[$crate::async_trait]
+        #[$crate::backend::async_trait]
         impl $crate::KvStore for $ty {
             fn backend(&self) -> &'static str {
                 self.inner.backend()

@@ -14,7 +14,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use kv_core::stamp;
+//! use kv_core::backend::stamp;
 //!
 //! let mut stored = Vec::new();
 //! stamp::encode_into(&mut stored, b"v", Some(Duration::from_millis(5)), 1000);
@@ -81,7 +81,7 @@ pub type Live<'a> = (&'a [u8], Option<Duration>);
 ///
 /// ```
 /// use std::time::Duration;
-/// use kv_core::stamp;
+/// use kv_core::backend::stamp;
 ///
 /// let mut stored = Vec::new();
 /// stamp::encode_into(&mut stored, b"v", Some(Duration::from_millis(50)), 1000);
