@@ -103,9 +103,7 @@ impl Default for EtcdConfig {
     }
 }
 
-pub(crate) fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
+pub(crate) use kv_core::backend::millis;
 
 impl EtcdConfig {
     /// Parses `etcd://[user:password@]host:port[,host:port...][?options]`,

@@ -10,8 +10,8 @@ use bytes::Bytes;
 use kv_core::backend::stamp::now_millis;
 use kv_core::backend::{Validator, connect_within};
 use kv_core::{
-    Capabilities, Entry, Error, ErrorKind, Key, KvStore, ListOptions, MAX_KEY_BYTES, Operation,
-    Page, Result, SetOptions, WriteOp, prefix_successor_str,
+    Capabilities, Entry, Key, KvStore, ListOptions, MAX_KEY_BYTES, Operation, Page, Result,
+    SetOptions, WriteOp, prefix_successor_str,
 };
 use mongodb::bson::{Document, RawDocument, RawDocumentBuf, doc};
 use mongodb::options::{ClientOptions, IndexOptions, ReadConcern};
@@ -256,15 +256,7 @@ impl MongoStore {
         op: Operation,
         call: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
-        let timeout = self.config.request_timeout();
-        match tokio::time::timeout(timeout, call).await {
-            Ok(done) => done,
-            Err(_) => Err(
-                Error::new(ErrorKind::Timeout, BACKEND, op).with_message(format!(
-                    "no answer within the request timeout ({timeout:?})"
-                )),
-            ),
-        }
+        kv_core::backend::within(BACKEND, op, self.config.request_timeout(), call).await
     }
 
     /// This store as `Arc<dyn KvStore>`.

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use kv_core::backend::{PeriodicTask, TaskStatus, Validator, connect_within};
 use kv_core::{
-    Capabilities, Entry, Error, ErrorKind, Health, Key, KvStore, ListOptions, MAX_KEY_BYTES,
-    Operation, Page, Result, SetOptions, WriteOp, prefix_successor_str,
+    Capabilities, Entry, Health, Key, KvStore, ListOptions, MAX_KEY_BYTES, Operation, Page, Result,
+    SetOptions, WriteOp, prefix_successor_str,
 };
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use sqlx::{Connection, PgPool, Postgres, Transaction};
@@ -385,15 +385,7 @@ impl PostgresStore {
 
     /// Runs one call within the request timeout.
     async fn timed<T>(&self, op: Operation, call: impl Future<Output = Result<T>>) -> Result<T> {
-        match tokio::time::timeout(self.request_timeout, call).await {
-            Ok(done) => done,
-            Err(_) => Err(
-                Error::new(ErrorKind::Timeout, BACKEND, op).with_message(format!(
-                    "no answer within the request timeout ({:?})",
-                    self.request_timeout
-                )),
-            ),
-        }
+        kv_core::backend::within(BACKEND, op, self.request_timeout, call).await
     }
 
     /// Runs a read; after a broken connection retries once (the pool tests

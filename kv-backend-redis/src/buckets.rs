@@ -108,16 +108,9 @@ pub(crate) fn has_hash_tag(name: &str) -> bool {
         .is_some_and(|len| len > 0)
 }
 
-/// FNV-1a: a fixed hash, so a key stays in its bucket across versions and
-/// machines.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in bytes {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
-}
+// FNV-1a: a fixed hash, so a key stays in its bucket across versions and
+// machines.
+use kv_core::backend::fnv1a;
 
 #[cfg(test)]
 mod tests {

@@ -76,9 +76,7 @@ impl Default for RedisConfig {
     }
 }
 
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
+use kv_core::backend::millis;
 
 impl RedisConfig {
     pub(crate) fn connect_timeout(&self) -> Duration {

@@ -15,7 +15,7 @@
 //! the index starts with it ([`Layout::index_zadd`]); listing starts past it
 //! ([`FIRST_KEY`]).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use std::io::Write;
 
@@ -150,13 +150,9 @@ impl ToRedisArgs for DataKey<'_> {
     }
 }
 
-/// Milliseconds since the Unix epoch, on this machine's clock. Used only as
-/// the schedule's score: the purge checks the real TTL before dropping.
-pub(crate) fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
+// Milliseconds since the Unix epoch, on this machine's clock. Used only as
+// the schedule's score: the purge checks the real TTL before dropping.
+pub(crate) use kv_core::backend::stamp::now_millis;
 
 /// What a purge did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

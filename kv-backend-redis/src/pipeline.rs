@@ -243,10 +243,8 @@ pub(crate) fn push_deletes(layout: &Layout, pipe: &mut Pipeline, keys: &[&Key], 
     pipe.add_command(layout.index_zrem(members)).ignore();
 }
 
-/// A validated TTL in milliseconds (at most ten years, so it fits).
-pub(crate) fn millis(ttl: Duration) -> u64 {
-    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)
-}
+// A validated TTL in milliseconds (at most ten years, so it fits).
+pub(crate) use kv_core::backend::millis;
 
 /// The replies of `MULTI MGET k... PTTL k ... EXEC` as entries aligned
 /// with `keys`. PTTL is -1 for a key without TTL and -2 for a missing one.

@@ -407,10 +407,7 @@ impl KeyList {
 
 /// FNV-1a over the key: a stable stripe index.
 fn stripe(key: &[u8]) -> usize {
-    let hash = key.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
-    });
-    (hash % STRIPES as u64) as usize
+    (kv_core::backend::fnv1a(key) % STRIPES as u64) as usize
 }
 
 /// Decodes a stored value; a value not in kv's format is an error naming

@@ -362,7 +362,7 @@ impl Load<'_> {
                 let result = T::apply(&*store, &chunk).await;
                 match result {
                     Err(e) if e.is_temporary() && attempts <= retries => {
-                        let pause = backoff::delay(backoff, max_backoff, attempts, index);
+                        let pause = backoff::delay(backoff, max_backoff, attempts);
                         tokio::time::sleep(pause).await;
                     }
                     result => {

@@ -136,12 +136,7 @@ impl RetryStore {
                 return Err(error);
             }
             retries += 1;
-            let pause = backoff::delay(
-                self.policy.first_backoff,
-                self.policy.max_backoff,
-                retries,
-                call.keys as u64,
-            );
+            let pause = backoff::delay(self.policy.first_backoff, self.policy.max_backoff, retries);
             if started.elapsed() + pause > self.policy.max_elapsed {
                 return Err(error);
             }
