@@ -81,7 +81,9 @@ impl<L: Layer + ?Sized> Layer for &L {
 pub(crate) struct Call<'a> {
     pub(crate) operation: Operation,
     /// Keys in the request: 1 for single-key calls, the input's length for
-    /// batches, 0 for `list` and `health`.
+    /// batches, 0 for `list` and `health` (read by the tracing and metrics
+    /// layers).
+    #[cfg_attr(not(any(feature = "tracing", feature = "metrics")), allow(dead_code))]
     pub(crate) keys: usize,
     /// The key of a single-key call.
     pub(crate) key: Option<&'a str>,
