@@ -4,12 +4,15 @@
 #![warn(missing_debug_implementations, unreachable_pub)]
 
 mod config;
+mod connect;
 mod error;
+mod rows;
 mod sql;
 mod store;
 
 pub use config::{DEFAULT_TABLE, PostgresConfig};
-pub use store::{MAX_VALUE_BYTES, PostgresStore, PostgresStoreBuilder};
+pub use connect::PostgresStoreBuilder;
+pub use store::{MAX_VALUE_BYTES, PostgresStore};
 
 /// The native driver, re-exported so applications can reach it.
 pub use sqlx;

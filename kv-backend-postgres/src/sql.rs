@@ -161,3 +161,20 @@ pub(crate) async fn check_table(pool: &PgPool, table: &QualifiedTable) -> Result
     }
     Ok(())
 }
+
+/// Deletes expired rows in chunks until a chunk comes back short.
+pub(crate) async fn purge(pool: &PgPool, sql: &Statements, chunk: i64) -> Result<u64> {
+    let mut deleted = 0;
+    loop {
+        let done = sqlx::query(&sql.purge)
+            .bind(chunk)
+            .execute(pool)
+            .await
+            .map_err(|e| map_sqlx_error(Operation::Maintenance, e))?
+            .rows_affected();
+        deleted += done;
+        if done < chunk.unsigned_abs() {
+            return Ok(deleted);
+        }
+    }
+}

@@ -1,34 +1,29 @@
 //! [`PostgresStore`]: the `KvStore` implementation.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use kv_core::backend::{PeriodicTask, TaskStatus, Validator, connect_within};
+use kv_core::backend::{PeriodicTask, TaskStatus, Validator};
 use kv_core::{
     Capabilities, Entry, Health, Key, KvStore, ListOptions, MAX_KEY_BYTES, Operation, Page, Result,
     SetOptions, WriteOp, prefix_successor_str,
 };
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
-use sqlx::{Connection, PgPool, Postgres, Transaction};
+use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::config::{PostgresConfig, QualifiedTable};
-use crate::error::{BACKEND, config_error, map_sqlx_error};
-use crate::sql::{self, Statements};
+use crate::connect::PostgresStoreBuilder;
+use crate::error::{BACKEND, map_sqlx_error};
+use crate::rows::{Columns, chunks, in_input_order, ttl_millis};
+use crate::sql::{Statements, purge};
 
 /// The largest value: 256 MiB. PostgreSQL's own limit for a `bytea` field
 /// and for one bound parameter is 1 GB; this leaves room for the rest of a
 /// statement.
 pub const MAX_VALUE_BYTES: usize = 256 * 1024 * 1024;
-
-/// The most value bytes one upsert statement carries; a larger batch is
-/// split into several statements inside one transaction.
-const STATEMENT_BYTES: usize = 64 * 1024 * 1024;
 
 /// The PostgreSQL backend: a sqlx pool and one table.
 ///
@@ -52,192 +47,17 @@ const STATEMENT_BYTES: usize = 64 * 1024 * 1024;
 /// ```
 #[derive(Clone)]
 pub struct PostgresStore {
-    pool: PgPool,
-    sql: Arc<Statements>,
-    table: Arc<QualifiedTable>,
-    validator: Validator,
-    purge_chunk: i64,
-    request_timeout: Duration,
-    _purge: Option<Arc<PeriodicTask>>,
-}
-
-/// Builds a [`PostgresStore`] from a URL or an existing pool.
-#[derive(Debug, Default)]
-pub struct PostgresStoreBuilder {
-    config: PostgresConfig,
-    pool: Option<PgPool>,
-}
-
-impl PostgresStoreBuilder {
-    /// `postgres://[user[:password]@]host[:port]/database[?sslmode=...]`.
-    pub fn url(mut self, url: impl Into<String>) -> Self {
-        self.config.url = url.into();
-        self
-    }
-
-    /// Uses an existing pool instead of a URL (its size and timeouts stay
-    /// as they are).
-    pub fn pool(mut self, pool: PgPool) -> Self {
-        self.pool = Some(pool);
-        self
-    }
-
-    /// The table (default `kv_store`).
-    pub fn table(mut self, table: impl Into<String>) -> Self {
-        self.config.table = table.into();
-        self
-    }
-
-    /// The schema holding the table (default: the `search_path`'s).
-    pub fn schema(mut self, schema: impl Into<String>) -> Self {
-        self.config.schema = Some(schema.into());
-        self
-    }
-
-    /// The pool's size (default 10).
-    pub fn max_connections(mut self, max: u32) -> Self {
-        self.config.max_connections = max;
-        self
-    }
-
-    /// How long to wait for a pooled connection (default 30 s).
-    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
-        self.config.acquire_timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        self
-    }
-
-    /// How long `connect` waits for its first connection (default 5 s): a
-    /// refused connection fails at once with `Unavailable`, a server that
-    /// accepts and never answers after this long.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.config.connect_timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        self
-    }
-
-    /// The longest one call may take, waiting for a pooled connection
-    /// included (default 30 s); then it fails with `Timeout`.
-    pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.config.request_timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        self
-    }
-
-    /// Whether to create the table when missing (default `true`).
-    pub fn create_table(mut self, create: bool) -> Self {
-        self.config.create_table = create;
-        self
-    }
-
-    /// How often expired rows are deleted (default 60 s); `None` turns the
-    /// background purge off.
-    pub fn purge_interval(mut self, interval: Option<Duration>) -> Self {
-        self.config.purge_interval_ms =
-            interval.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        self
-    }
-
-    /// Starts from a deserialized config.
-    pub fn config(mut self, config: PostgresConfig) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// Connects, creates and checks the table, and starts the purge task.
-    ///
-    /// # Errors
-    ///
-    /// `Config` for a bad URL, table or schema name, or a table of another
-    /// shape; `Unavailable`, `Timeout`, `PermissionDenied` when the server
-    /// cannot be reached or refuses.
-    pub async fn connect(self) -> Result<PostgresStore> {
-        let config = self.config;
-        if config.purge_interval_ms == Some(0) {
-            return Err(config_error(
-                "purge_interval_ms must be at least 1 (null turns the purge off)",
-            ));
-        }
-        let table = config.qualified_table()?;
-        let pool = match self.pool {
-            Some(pool) => pool,
-            None => {
-                let options = connect_options(&config)?;
-                // One connection first, within the connect timeout: the
-                // pool would retry a refused connection until its acquire
-                // timeout.
-                let first = async {
-                    PgConnection::connect_with(&options)
-                        .await
-                        .map_err(|e| map_sqlx_error(Operation::Connect, e))
-                };
-                let first = connect_within(BACKEND, config.connect_timeout(), first).await?;
-                let _ = first.close().await;
-                PgPoolOptions::new()
-                    .max_connections(config.max_connections.max(1))
-                    .acquire_timeout(config.acquire_timeout())
-                    .connect_lazy_with(options)
-            }
-        };
-        if config.create_table {
-            sql::create_table(&pool, &table).await?;
-        }
-        sql::check_table(&pool, &table).await?;
-        let sql = Arc::new(Statements::new(&table));
-        let purge_chunk = i64::from(config.purge_chunk.max(1));
-        let purge = config.purge_interval().map(|every| {
-            let (pool, sql) = (pool.clone(), sql.clone());
-            Arc::new(PeriodicTask::spawn("postgres purge", every, move || {
-                let (pool, sql) = (pool.clone(), sql.clone());
-                // A failed purge hides nothing (reads filter on expiry): it
-                // is counted in purge_status(), logged, and tried again at
-                // the next tick.
-                async move { purge(&pool, &sql, purge_chunk).await.map(drop) }
-            }))
-        });
-        Ok(PostgresStore {
-            pool,
-            sql,
-            table: Arc::new(table),
-            validator: Validator::new(BACKEND, capabilities()),
-            purge_chunk,
-            request_timeout: config.request_timeout(),
-            _purge: purge,
-        })
-    }
-}
-
-fn connect_options(config: &PostgresConfig) -> Result<PgConnectOptions> {
-    let url = kv_core::lowercase_scheme(&config.url);
-    let scheme_ok = url.starts_with("postgres://") || url.starts_with("postgresql://");
-    let options = scheme_ok
-        .then(|| PgConnectOptions::from_str(&url).ok())
-        .flatten()
-        .ok_or_else(|| {
-            config_error(
-                "invalid PostgreSQL URL: expected \
-                 postgres://[user[:password]@]host[:port]/database[?sslmode=...]",
-            )
-        })?;
-    Ok(options.application_name(&config.application_name))
-}
-
-/// Deletes expired rows in chunks until a chunk comes back short.
-async fn purge(pool: &PgPool, sql: &Statements, chunk: i64) -> Result<u64> {
-    let mut deleted = 0;
-    loop {
-        let done = sqlx::query(&sql.purge)
-            .bind(chunk)
-            .execute(pool)
-            .await
-            .map_err(|e| map_sqlx_error(Operation::Maintenance, e))?
-            .rows_affected();
-        deleted += done;
-        if done < chunk.unsigned_abs() {
-            return Ok(deleted);
-        }
-    }
+    pub(crate) pool: PgPool,
+    pub(crate) sql: Arc<Statements>,
+    pub(crate) table: Arc<QualifiedTable>,
+    pub(crate) validator: Validator,
+    pub(crate) purge_chunk: i64,
+    pub(crate) request_timeout: Duration,
+    pub(crate) _purge: Option<Arc<PeriodicTask>>,
 }
 
 /// What PostgreSQL promises through this store.
-fn capabilities() -> Capabilities {
+pub(crate) fn capabilities() -> Capabilities {
     Capabilities {
         atomic_batch: true,
         // One statement, or several in one transaction: any size is atomic.
@@ -250,76 +70,6 @@ fn capabilities() -> Capabilities {
         snapshot_batch_get: true,
         persistent: true,
     }
-}
-
-/// A validated TTL in milliseconds (at most ten years, so it fits).
-fn ttl_millis(ttl: Option<Duration>) -> Option<i64> {
-    ttl.map(|t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// The columns of an upsert, as arrays.
-struct Columns<'a> {
-    keys: Vec<&'a str>,
-    values: Vec<&'a [u8]>,
-    ttls: Vec<Option<i64>>,
-}
-
-impl<'a> Columns<'a> {
-    fn of(entries: &[&'a Entry]) -> Self {
-        Self {
-            keys: entries.iter().map(|e| e.key.as_str()).collect(),
-            values: entries.iter().map(|e| &e.value[..]).collect(),
-            ttls: entries.iter().map(|e| ttl_millis(e.ttl)).collect(),
-        }
-    }
-}
-
-/// Splits entries into runs of at most [`STATEMENT_BYTES`] of values.
-fn chunks<'a>(entries: &[&'a Entry]) -> Vec<Vec<&'a Entry>> {
-    let mut out: Vec<Vec<&Entry>> = vec![Vec::new()];
-    let mut bytes = 0;
-    for entry in entries {
-        if bytes + entry.value.len() > STATEMENT_BYTES && out.last().is_some_and(|c| !c.is_empty())
-        {
-            out.push(Vec::new());
-            bytes = 0;
-        }
-        bytes += entry.value.len();
-        if let Some(chunk) = out.last_mut() {
-            chunk.push(entry);
-        }
-    }
-    out
-}
-
-/// The answer to `batch_get(keys)` from the rows found, one per distinct
-/// key in any order: each row, converted by `into`, moves into the answer
-/// at its key's first place; a repeated key gets a clone of it (for
-/// `Bytes`, a reference count, no copy).
-fn in_input_order<R, T: Clone>(
-    keys: &[Key],
-    rows: Vec<(String, R)>,
-    mut into: impl FnMut(R) -> T,
-) -> Vec<Option<T>> {
-    let (names, values): (Vec<String>, Vec<R>) = rows.into_iter().unzip();
-    let row_of: HashMap<&str, usize> = names.iter().map(String::as_str).zip(0..).collect();
-    let mut unanswered: Vec<Option<R>> = values.into_iter().map(Some).collect();
-    // Where each row's value went in `out`, once it has.
-    let mut answered_at = vec![0; unanswered.len()];
-    let mut out: Vec<Option<T>> = Vec::with_capacity(keys.len());
-    for key in keys {
-        let value = row_of.get(key.as_str()).and_then(|&row| {
-            match unanswered.get_mut(row).and_then(Option::take) {
-                Some(value) => {
-                    answered_at[row] = out.len();
-                    Some(into(value))
-                }
-                None => out.get(answered_at[row]).cloned().flatten(),
-            }
-        });
-        out.push(value);
-    }
-    out
 }
 
 fn is_reconnectable(err: &sqlx::Error) -> bool {
@@ -751,52 +501,5 @@ impl KvStore for PostgresStore {
             })
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn schemes_are_case_insensitive() {
-        for url in [
-            "postgres://u:p@h:5432/db",
-            "POSTGRES://u:p@h:5432/db",
-            "PostgreSQL://u@h/db",
-        ] {
-            let config = PostgresConfig {
-                url: url.to_owned(),
-                ..PostgresConfig::default()
-            };
-            let options = connect_options(&config).unwrap();
-            assert_eq!(options.get_host(), "h", "{url}");
-            assert_eq!(options.get_database(), Some("db"), "{url}");
-        }
-    }
-
-    #[test]
-    fn in_input_order_answers_missing_and_repeated_keys() {
-        let keys: Vec<Key> = ["a", "d", "b", "a", "c", "b", "d"]
-            .into_iter()
-            .map(|k| Key::new(k).unwrap())
-            .collect();
-        let rows = vec![
-            ("c".to_owned(), b"3".to_vec()),
-            ("a".to_owned(), b"1".to_vec()),
-            ("b".to_owned(), b"2".to_vec()),
-        ];
-        let answer = in_input_order(&keys, rows, Bytes::from);
-        let got: Vec<Option<&[u8]>> = answer.iter().map(|v| v.as_deref()).collect();
-        let want: Vec<Option<&[u8]>> = vec![
-            Some(b"1"),
-            None,
-            Some(b"2"),
-            Some(b"1"),
-            Some(b"3"),
-            Some(b"2"),
-            None,
-        ];
-        assert_eq!(got, want);
     }
 }

@@ -5,10 +5,13 @@
 
 mod config;
 mod error;
+mod inner;
+mod open;
 mod store;
 
 pub use config::{Compression, RocksDbConfig};
-pub use store::{MAX_VALUE_BYTES, RocksDbStore, RocksDbStoreBuilder};
+pub use open::RocksDbStoreBuilder;
+pub use store::{MAX_VALUE_BYTES, RocksDbStore};
 
 /// The native crate, re-exported so applications can reach it.
 pub use rocksdb;

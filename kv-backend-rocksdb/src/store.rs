@@ -2,32 +2,25 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use kv_core::backend::Validator;
+use kv_core::backend::stamp::{self as value, now_millis};
 use kv_core::{
-    Capabilities, Entry, Error, ErrorKind, Health, Key, KvStore, ListOptions, MAX_KEY_BYTES,
-    Operation, Page, Result, SetOptions, WriteOp, prefix_successor,
+    Capabilities, Entry, Health, Key, KvStore, ListOptions, MAX_KEY_BYTES, Operation, Page, Result,
+    SetOptions, WriteOp, prefix_successor,
 };
-use rocksdb::compaction_filter::Decision;
-use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType,
-    DBPinnableSlice, DEFAULT_COLUMN_FAMILY_NAME, Direction, IteratorMode, Options, ReadOptions,
-    WriteBatch, WriteOptions,
-};
+use rocksdb::{DB, Direction, IteratorMode, ReadOptions, WriteBatch};
 
-use crate::config::{Compression, RocksDbConfig};
-use crate::error::{BACKEND, map_rocksdb_error};
-use kv_core::backend::stamp::{self as value, Malformed, now_millis};
+use crate::config::RocksDbConfig;
+use crate::error::BACKEND;
+use crate::inner::{Inner, KeyList, decoded, decoded_with_ttl, join_error, write_batch_of};
+use crate::open::RocksDbStoreBuilder;
 
 /// The largest value: 256 MiB (values travel whole through a WriteBatch).
 pub const MAX_VALUE_BYTES: usize = 256 * 1024 * 1024;
-
-/// How many locks the key space is striped over.
-const STRIPES: usize = 64;
 
 /// The embedded RocksDB backend: a database directory, atomic WriteBatches,
 /// snapshot batched `multi_get`, expiry by compaction filter.
@@ -49,136 +42,11 @@ const STRIPES: usize = 64;
 /// ```
 #[derive(Clone)]
 pub struct RocksDbStore {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    // Dropped first: the database closes before a temporary directory is
-    // removed.
-    db: DB,
-    path: PathBuf,
-    write: WriteOptions,
-    stripes: Vec<Mutex<()>>,
-    validator: Validator,
-    _temporary: Option<TemporaryDir>,
-}
-
-/// Removes a temporary database's directory when dropped.
-struct TemporaryDir(PathBuf);
-
-impl Drop for TemporaryDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Builds a [`RocksDbStore`].
-#[derive(Debug, Clone)]
-pub struct RocksDbStoreBuilder {
-    config: RocksDbConfig,
-    temporary: bool,
-}
-
-impl RocksDbStoreBuilder {
-    /// Whether to create the database when missing (default `true`).
-    pub fn create_if_missing(mut self, create: bool) -> Self {
-        self.config.create_if_missing = create;
-        self
-    }
-
-    /// SST block compression (default LZ4).
-    pub fn compression(mut self, compression: Compression) -> Self {
-        self.config.compression = compression;
-        self
-    }
-
-    /// Sync the write-ahead log on every write (default `true`, durable).
-    pub fn sync_writes(mut self, sync: bool) -> Self {
-        self.config.sync_writes = sync;
-        self
-    }
-
-    /// The block cache size in bytes (default 64 MiB).
-    pub fn block_cache_bytes(mut self, bytes: usize) -> Self {
-        self.config.block_cache_bytes = bytes;
-        self
-    }
-
-    /// Opens (or creates) the database on the blocking pool.
-    ///
-    /// # Errors
-    ///
-    /// `Unavailable` naming the path when another process (or this one)
-    /// has it open; `Config` when it is missing and `create_if_missing` is
-    /// off; `Backend` for other RocksDB errors.
-    pub async fn open(self) -> Result<RocksDbStore> {
-        tokio::task::spawn_blocking(move || self.open_blocking())
-            .await
-            .map_err(|e| join_error(Operation::Connect, e))?
-    }
-
-    /// [`RocksDbStoreBuilder::open`] for synchronous code.
-    ///
-    /// # Errors
-    ///
-    /// As [`RocksDbStoreBuilder::open`].
-    pub fn open_blocking(self) -> Result<RocksDbStore> {
-        let config = &self.config;
-        // The default column family is opened by name, with the same
-        // options, so batched `multi_get` (which takes a handle) can use it.
-        let cache = Cache::new_lru_cache(config.block_cache_bytes);
-        let default =
-            ColumnFamilyDescriptor::new(DEFAULT_COLUMN_FAMILY_NAME, options(config, &cache));
-        let db = DB::open_cf_descriptors(&options(config, &cache), &config.path, [default])
-            .map_err(|e| map_rocksdb_error(Operation::Connect, &config.path, e))?;
-        let mut write = WriteOptions::default();
-        write.set_sync(config.sync_writes);
-        Ok(RocksDbStore {
-            inner: Arc::new(Inner {
-                db,
-                path: config.path.clone(),
-                write,
-                stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
-                validator: Validator::new(BACKEND, capabilities()),
-                _temporary: self.temporary.then(|| TemporaryDir(config.path.clone())),
-            }),
-        })
-    }
-}
-
-/// The database and column family options `config` asks for.
-fn options(config: &RocksDbConfig, cache: &Cache) -> Options {
-    let mut options = Options::default();
-    options.create_if_missing(config.create_if_missing);
-    options.set_compression_type(match config.compression {
-        Compression::None => DBCompressionType::None,
-        Compression::Lz4 => DBCompressionType::Lz4,
-        Compression::Zstd => DBCompressionType::Zstd,
-    });
-    let mut table = BlockBasedOptions::default();
-    table.set_block_cache(cache);
-    options.set_block_based_table_factory(&table);
-    options.set_compaction_filter("kv-expiry", |_level: u32, _key: &[u8], stored: &[u8]| {
-        if value::expired(stored, now_millis()) {
-            Decision::Remove
-        } else {
-            Decision::Keep
-        }
-    });
-    if config.periodic_compaction_secs > 0 {
-        options.set_periodic_compaction_seconds(config.periodic_compaction_secs);
-    }
-    options
-}
-
-fn join_error(op: Operation, err: tokio::task::JoinError) -> Error {
-    Error::new(ErrorKind::Backend, BACKEND, op)
-        .with_message("the blocking RocksDB call did not complete")
-        .with_source(err)
+    pub(crate) inner: Arc<Inner>,
 }
 
 /// What RocksDB promises through this store.
-fn capabilities() -> Capabilities {
+pub(crate) fn capabilities() -> Capabilities {
     Capabilities {
         atomic_batch: true,
         // A WriteBatch of any size is atomic.
@@ -291,174 +159,6 @@ impl RocksDbStore {
             .await
             .map_err(|e| join_error(op, e))?
     }
-}
-
-impl Inner {
-    fn error(&self, op: Operation, err: rocksdb::Error) -> Error {
-        map_rocksdb_error(op, &self.path, err)
-    }
-
-    /// Locks the stripes of `keys` in ascending order (no deadlocks).
-    /// Every write holds the locks of its keys, so a read-then-write
-    /// (CAS, counting deletes) sees no other writer in between.
-    fn lock<'k>(&self, keys: impl Iterator<Item = &'k [u8]>) -> Vec<MutexGuard<'_, ()>> {
-        let mut stripes: Vec<usize> = keys.map(stripe).collect();
-        stripes.sort_unstable();
-        stripes.dedup();
-        // A panic while holding a stripe cannot corrupt anything the lock guards.
-        stripes
-            .into_iter()
-            .map(|i| {
-                self.stripes[i]
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-            })
-            .collect()
-    }
-
-    /// The stored values of `keys`, in order, pinned (not copied), in one
-    /// batched `multi_get`; a snapshot in `read` gives them one view.
-    fn multi_get(
-        &self,
-        op: Operation,
-        keys: &KeyList,
-        read: &ReadOptions,
-    ) -> Result<Vec<Option<DBPinnableSlice<'_>>>> {
-        let cf = self.default_cf(op)?;
-        self.db
-            .batched_multi_get_cf_opt(cf, keys.iter().map(str::as_bytes), false, read)
-            .into_iter()
-            .map(|found| found.map_err(|e| self.error(op, e)))
-            .collect()
-    }
-
-    fn default_cf(&self, op: Operation) -> Result<&ColumnFamily> {
-        // Opened by name in `open_blocking`, so always present.
-        self.db
-            .cf_handle(DEFAULT_COLUMN_FAMILY_NAME)
-            .ok_or_else(|| {
-                Error::new(ErrorKind::Backend, BACKEND, op)
-                    .with_message("the default column family is not open")
-            })
-    }
-
-    /// The live value of `key` now.
-    fn live(&self, op: Operation, key: &Key, now: u64) -> Result<Option<Bytes>> {
-        match self
-            .db
-            .get_pinned(key.as_bytes())
-            .map_err(|e| self.error(op, e))?
-        {
-            Some(stored) => {
-                decoded(op, key.as_str(), &stored, now).map(|v| v.map(Bytes::copy_from_slice))
-            }
-            None => Ok(None),
-        }
-    }
-
-    /// Whether `key` is present and not expired at `now`, without reading
-    /// its value as kv's: a value in another format (written through
-    /// [`RocksDbStore::db`]) is a present key, as on every backend.
-    fn present(&self, op: Operation, key: &Key, now: u64) -> Result<bool> {
-        Ok(self
-            .db
-            .get_pinned(key.as_bytes())
-            .map_err(|e| self.error(op, e))?
-            .is_some_and(|stored| !value::expired(&stored, now)))
-    }
-
-    fn write(&self, op: Operation, batch: WriteBatch) -> Result<()> {
-        self.db
-            .write_opt(batch, &self.write)
-            .map_err(|e| self.error(op, e))
-    }
-}
-
-/// Keys copied for the blocking pool into one string: two allocations
-/// however many keys there are, where cloning each `Key` costs one each.
-struct KeyList {
-    text: String,
-    ends: Vec<usize>,
-}
-
-impl KeyList {
-    fn new<'a>(keys: impl IntoIterator<Item = &'a Key, IntoIter: Clone>) -> Self {
-        let keys = keys.into_iter();
-        let mut list = KeyList {
-            text: String::with_capacity(keys.clone().map(|k| k.as_str().len()).sum()),
-            ends: Vec::with_capacity(keys.size_hint().0),
-        };
-        for key in keys {
-            list.text.push_str(key.as_str());
-            list.ends.push(list.text.len());
-        }
-        list
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &str> {
-        let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        // Every start and end is where one whole key's text was joined to
-        // the next, so a char boundary: `get` never misses.
-        starts
-            .zip(&self.ends)
-            .map(|(start, &end)| self.text.get(start..end).unwrap_or_default())
-    }
-}
-
-/// FNV-1a over the key: a stable stripe index.
-fn stripe(key: &[u8]) -> usize {
-    (kv_core::backend::fnv1a(key) % STRIPES as u64) as usize
-}
-
-/// Decodes a stored value; a value not in kv's format is an error naming
-/// the key, never `None`.
-fn decoded<'a>(op: Operation, key: &str, stored: &'a [u8], now: u64) -> Result<Option<&'a [u8]>> {
-    value::decode(stored, now).map_err(|Malformed| malformed(op, key))
-}
-
-/// As [`decoded`], with the value's remaining TTL.
-fn decoded_with_ttl<'a>(
-    op: Operation,
-    key: &str,
-    stored: &'a [u8],
-    now: u64,
-) -> Result<Option<value::Live<'a>>> {
-    value::decode_with_ttl(stored, now).map_err(|Malformed| malformed(op, key))
-}
-
-fn malformed(op: Operation, key: &str) -> Error {
-    Error::new(ErrorKind::Backend, BACKEND, op)
-        .with_key(key)
-        .with_message("the stored value is not in kv's format (written by another program?)")
-}
-
-/// One `WriteBatch` of `ops` (a put where an entry is given, else a
-/// delete), values in kv's stored format expiring from `now`. Room is
-/// reserved up front and every value is encoded through one reused buffer:
-/// no allocation per value.
-fn write_batch_of<'a>(
-    ops: impl Iterator<Item = (&'a Key, Option<&'a Entry>)> + Clone,
-    now: u64,
-) -> WriteBatch {
-    // A record: tag, two varint lengths, the key, the header and value.
-    let bytes: usize = ops
-        .clone()
-        .map(|(key, put)| {
-            16 + key.as_str().len() + put.map_or(0, |e| value::HEADER_MAX + e.value.len())
-        })
-        .sum();
-    let mut batch = WriteBatch::with_capacity_bytes(12 + bytes);
-    let mut scratch = Vec::new();
-    for (key, put) in ops {
-        match put {
-            Some(entry) => {
-                value::encode_into(&mut scratch, &entry.value, entry.ttl, now);
-                batch.put(key.as_bytes(), &scratch);
-            }
-            None => batch.delete(key.as_bytes()),
-        }
-    }
-    batch
 }
 
 impl fmt::Debug for RocksDbStore {

@@ -2,7 +2,7 @@
 //! the [`Validator`] every operation calls first, the stored value format
 //! of backends that keep the expiry with the value ([`stamp`]), background
 //! tasks ([`PeriodicTask`]), connect and TLS error helpers, and
-//! [`async_trait`] for the trait's methods. Applications do not need it;
+//! [`async_trait`](macro@async_trait) for the trait's methods. Applications do not need it;
 //! the facade keeps it under `kv::backend`.
 
 pub mod stamp;
