@@ -4,6 +4,7 @@
 #![warn(missing_debug_implementations, unreachable_pub)]
 
 mod config;
+mod connect;
 mod error;
 mod lease;
 mod store;
@@ -13,7 +14,8 @@ pub use config::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS,
     DEFAULT_REQUEST_TIMEOUT, EtcdConfig, EtcdTls,
 };
-pub use store::{EtcdStore, EtcdStoreBuilder};
+pub use connect::EtcdStoreBuilder;
+pub use store::EtcdStore;
 
 /// The native driver, re-exported so applications can reach it.
 pub use etcd_client;

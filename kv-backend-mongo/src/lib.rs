@@ -4,6 +4,7 @@
 #![warn(missing_debug_implementations, unreachable_pub)]
 
 mod config;
+mod connect;
 mod doc;
 mod error;
 mod store;
@@ -14,7 +15,8 @@ pub use config::{
     DEFAULT_COLLECTION, DEFAULT_DATABASE, DEFAULT_MAX_BATCH_OPS, DEFAULT_MAX_STATEMENTS,
     MongoConfig,
 };
-pub use store::{MongoStore, MongoStoreBuilder};
+pub use connect::MongoStoreBuilder;
+pub use store::MongoStore;
 pub use topology::Topology;
 
 /// The native driver, re-exported so applications can reach it.
