@@ -129,6 +129,12 @@ python3 scripts/msrv.py
 # the CLI.
 step "cargo package (every publishable crate; verified but the RocksDB ones)"
 cargo package --allow-dirty --workspace --exclude kv-tests --exclude todo-service --no-verify --quiet
+# Verification unpacks each .crate into cargo's registry sources by name and
+# version, and never again once it is there: an earlier run's anykv-core
+# 0.1.0 would be built instead of this one. No anykv crate comes from
+# crates.io, so every unpacked one is ours and stale.
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/anykv-* \
+  "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/anykv-*
 cargo package --allow-dirty --quiet -p anykv-core -p anykv-testkit -p anykv-conformance \
   -p anykv-redis -p anykv-postgres -p anykv-etcd -p anykv-mongo
 ls "$CARGO_TARGET_DIR/package/"*.crate

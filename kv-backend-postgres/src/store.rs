@@ -145,11 +145,9 @@ impl PostgresStore {
         F: Fn() -> Fut,
         Fut: Future<Output = sqlx::Result<T>>,
     {
-        match run().await {
-            Err(e) if is_reconnectable(&e) => run().await,
-            other => other,
-        }
-        .map_err(|e| map_sqlx_error(op, e))
+        kv_core::backend::read_retrying_once(run, is_reconnectable)
+            .await
+            .map_err(|e| map_sqlx_error(op, e))
     }
 
     async fn upsert(

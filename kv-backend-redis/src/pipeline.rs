@@ -49,11 +49,9 @@ impl RedisStore {
         F: Fn(RedisConnection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        match run(self.conn.clone()).await {
-            Err(e) if is_reconnectable(&e) => run(self.conn.clone()).await,
-            other => other,
-        }
-        .map_err(|e| map_redis_error(op, e))
+        kv_core::backend::read_retrying_once(|| run(self.conn.clone()), is_reconnectable)
+            .await
+            .map_err(|e| map_redis_error(op, e))
     }
 
     /// Sends a pipeline (a MULTI/EXEC). On a cluster whose slot moved while

@@ -80,3 +80,36 @@ pub async fn within<T>(
         ),
     }
 }
+
+/// Runs a read, and once more when its error says the connection broke
+/// (`broken`): drivers that reconnect by themselves answer the second
+/// time. Only for reads: whether a write that failed this way applied is
+/// unknown, and sending it again could apply it twice.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use std::sync::atomic::{AtomicU32, Ordering};
+///
+/// let calls = AtomicU32::new(0);
+/// let read = || async { if calls.fetch_add(1, Ordering::SeqCst) == 0 { Err("reset") } else { Ok(7) } };
+/// let got = kv_core::backend::read_retrying_once(read, |e: &&str| *e == "reset").await;
+/// assert_eq!((got, calls.load(Ordering::SeqCst)), (Ok(7), 2));
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// The second attempt's error, or the first one's when it is not `broken`.
+pub async fn read_retrying_once<T, E, F, Fut>(
+    run: F,
+    broken: impl Fn(&E) -> bool,
+) -> std::result::Result<T, E>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = std::result::Result<T, E>>,
+{
+    match run().await {
+        Err(e) if broken(&e) => run().await,
+        other => other,
+    }
+}

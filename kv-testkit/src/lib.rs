@@ -45,9 +45,19 @@ mod container;
 mod local;
 mod process;
 pub mod proxy;
+mod servers;
 pub mod tls;
 
 pub use proxy::{FaultProxy, closed_port, seed};
+pub use servers::etcd::{EtcdCluster, etcd_cluster, private_etcd_tls};
+pub use servers::mongo::{
+    MONGO_RS_ENV, MONGO_STANDALONE_ENV, MongoReplicaSet, mongo_replica_set, mongo_standalone,
+    private_mongo_tls, private_mongo_with_auth,
+};
+pub use servers::postgres::private_postgres_secured;
+pub use servers::redis::{
+    REDIS_CLUSTER_ENV, RedisCluster, private_redis_cluster, private_redis_secured, redis_cluster,
+};
 pub use tls::TestCerts;
 
 use std::any::Any;
@@ -127,13 +137,13 @@ pub enum Source {
 
 /// A running server, shared by every test of the process.
 pub struct TestServer {
-    kind: Kind,
-    url: String,
-    source: Source,
-    local: Option<process::Watched>,
+    pub(crate) kind: Kind,
+    pub(crate) url: String,
+    pub(crate) source: Source,
+    pub(crate) local: Option<process::Watched>,
     /// Started by [`private`]: stopped when dropped.
-    private: bool,
-    _keep: Option<Box<dyn Any + Send + Sync>>,
+    pub(crate) private: bool,
+    pub(crate) _keep: Option<Box<dyn Any + Send + Sync>>,
 }
 
 impl Drop for TestServer {
@@ -149,7 +159,7 @@ impl Drop for TestServer {
 impl TestServer {
     /// A server this process started on this machine; a `private` one stops
     /// when dropped.
-    fn started_here(kind: Kind, local: local::Local, private: bool) -> Self {
+    pub(crate) fn started_here(kind: Kind, local: local::Local, private: bool) -> Self {
         Self {
             kind,
             url: local.url,
@@ -284,55 +294,6 @@ impl TestServer {
     }
 }
 
-/// An etcd cluster of the caller's own: several members on loopback, each
-/// a [`TestServer`] that can be [crashed](TestServer::crash) or
-/// [restarted](TestServer::restart); all stopped when dropped.
-#[derive(Debug)]
-pub struct EtcdCluster {
-    members: Vec<TestServer>,
-}
-
-impl EtcdCluster {
-    /// The members, in the order they were started.
-    pub fn members(&self) -> &[TestServer] {
-        &self.members
-    }
-
-    /// Every member's client address, `127.0.0.1:port`.
-    pub fn endpoints(&self) -> Vec<String> {
-        self.members
-            .iter()
-            .map(|m| m.url().trim_start_matches("http://").to_owned())
-            .collect()
-    }
-
-    /// `etcd://` with every member, for `kv::connect`.
-    pub fn kv_url(&self) -> String {
-        format!("etcd://{}", self.endpoints().join(","))
-    }
-}
-
-/// A new etcd cluster of `members` members (3 or 5 make sense) of the
-/// caller's own, from the local `etcd` binary, ready once every member is
-/// healthy. `None` only when it is unavailable and
-/// `KV_TEST_SKIP_UNAVAILABLE=1`.
-///
-/// # Panics
-///
-/// As [`server`].
-pub async fn etcd_cluster(members: usize) -> Option<EtcdCluster> {
-    match tokio::task::spawn_blocking(move || local::etcd_cluster(members)).await {
-        Ok(Ok(locals)) => Some(EtcdCluster {
-            members: locals
-                .into_iter()
-                .map(|local| TestServer::started_here(Kind::Etcd, local, true))
-                .collect(),
-        }),
-        Ok(Err(why)) => unavailable(Kind::Etcd, &why),
-        Err(join) => std::panic::resume_unwind(join.into_panic()),
-    }
-}
-
 impl fmt::Debug for TestServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The URL may carry a password when it came from the environment.
@@ -409,322 +370,8 @@ pub async fn private(kind: Kind) -> Option<TestServer> {
     }
 }
 
-/// A new etcd of the caller's own serving its clients over TLS with this
-/// PEM certificate and key (its [`url`](TestServer::url) is `https://`),
-/// started from the local `etcd` binary and stopped when dropped. `None`
-/// only when it is unavailable and `KV_TEST_SKIP_UNAVAILABLE=1`.
-///
-/// # Panics
-///
-/// As [`server`].
-pub async fn private_etcd_tls(
-    cert_file: std::path::PathBuf,
-    key_file: std::path::PathBuf,
-) -> Option<TestServer> {
-    let started = tokio::task::spawn_blocking(move || {
-        local::retrying(2, || local::etcd_tls(&cert_file, &key_file))
-    })
-    .await;
-    match started {
-        Ok(Ok(local)) => Some(TestServer::started_here(Kind::Etcd, local, true)),
-        Ok(Err(why)) => unavailable(Kind::Etcd, &why),
-        Err(join) => std::panic::resume_unwind(join.into_panic()),
-    }
-}
-
-/// The variable pointing the tests at a Redis Cluster of your own:
-/// `redis+cluster://host:port[,host:port...]`.
-pub const REDIS_CLUSTER_ENV: &str = "KV_TEST_REDIS_CLUSTER_URL";
-
-/// A Redis Cluster: three primaries with a replica each, started here on
-/// loopback (or one of your own, from [`REDIS_CLUSTER_ENV`]).
-#[derive(Debug)]
-pub struct RedisCluster {
-    url: String,
-    nodes: Vec<TestServer>,
-}
-
-impl RedisCluster {
-    /// `redis+cluster://` naming the nodes, for `kv::connect` and
-    /// `RedisStore`.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// The nodes started here, primaries first (empty for a cluster from
-    /// the environment); each can be [crashed](TestServer::crash).
-    pub fn nodes(&self) -> &[TestServer] {
-        &self.nodes
-    }
-}
-
-static REDIS_CLUSTER: OnceLock<Result<RedisCluster, String>> = OnceLock::new();
-
-/// The shared Redis Cluster of this test binary: [`REDIS_CLUSTER_ENV`], or
-/// three primaries and three replicas started from the local
-/// `redis-server` and `redis-cli` (Docker is not used for clusters).
-///
-/// # Panics
-///
-/// As [`server`].
-pub async fn redis_cluster() -> Option<&'static RedisCluster> {
-    let found = tokio::task::spawn_blocking(|| {
-        REDIS_CLUSTER.get_or_init(|| {
-            if let Ok(url) = std::env::var(REDIS_CLUSTER_ENV)
-                && !url.trim().is_empty()
-            {
-                return Ok(RedisCluster {
-                    url: url.trim().to_owned(),
-                    nodes: Vec::new(),
-                });
-            }
-            start_redis_cluster(false)
-        })
-    })
-    .await;
-    match found {
-        Ok(Ok(cluster)) => Some(cluster),
-        Ok(Err(why)) => unavailable(Kind::Redis, why),
-        Err(join) => std::panic::resume_unwind(join.into_panic()),
-    }
-}
-
-/// A new Redis Cluster of the caller's own (three primaries, three
-/// replicas), for tests that fail nodes over; stopped when dropped.
-///
-/// # Panics
-///
-/// As [`server`].
-pub async fn private_redis_cluster() -> Option<RedisCluster> {
-    match tokio::task::spawn_blocking(|| start_redis_cluster(true)).await {
-        Ok(Ok(cluster)) => Some(cluster),
-        Ok(Err(why)) => unavailable(Kind::Redis, &why),
-        Err(join) => std::panic::resume_unwind(join.into_panic()),
-    }
-}
-
-fn start_redis_cluster(private: bool) -> Result<RedisCluster, String> {
-    let nodes = local::redis_cluster(3, 1)?;
-    let hosts: Vec<&str> = nodes[..3]
-        .iter()
-        .map(|n| n.url.trim_start_matches("redis://"))
-        .collect();
-    let url = format!("redis+cluster://{}", hosts.join(","));
-    Ok(RedisCluster {
-        url,
-        nodes: nodes
-            .into_iter()
-            .map(|n| TestServer::started_here(Kind::Redis, n, private))
-            .collect(),
-    })
-}
-
-/// The variable pointing the tests at a MongoDB replica set of several
-/// members: `mongodb://h1,h2,h3/?replicaSet=rs0`.
-pub const MONGO_RS_ENV: &str = "KV_TEST_MONGO_RS_URL";
-
-/// A MongoDB replica set of several members (three when started here).
-#[derive(Debug)]
-pub struct MongoReplicaSet {
-    url: String,
-    members: Vec<TestServer>,
-}
-
-impl MongoReplicaSet {
-    /// `mongodb://` naming every member and the set.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// The members started here (empty for a set from the environment),
-    /// each reached directly; each can be [crashed](TestServer::crash).
-    pub fn members(&self) -> &[TestServer] {
-        &self.members
-    }
-}
-
-/// A MongoDB replica set of the caller's own, for tests that step its
-/// primary down: [`MONGO_RS_ENV`], or three `mongod` started here on
-/// loopback when `mongod` and `mongosh` are on PATH (stopped when dropped).
-///
-/// Unlike [`server`], `None` when neither is there: the test server used
-/// elsewhere (SecantusDB) has one member, and a fresh machine may have no
-/// `mongod` at all, so the caller says loudly that it did not run.
-///
-/// # Panics
-///
-/// When `mongod` is there but the set does not start.
-pub async fn mongo_replica_set() -> Option<MongoReplicaSet> {
-    if let Ok(url) = std::env::var(MONGO_RS_ENV)
-        && !url.trim().is_empty()
-    {
-        return Some(MongoReplicaSet {
-            url: url.trim().to_owned(),
-            members: Vec::new(),
-        });
-    }
-    let started = tokio::task::spawn_blocking(|| local::mongod_replica_set(3)).await;
-    match started {
-        Ok(None) => None,
-        Ok(Some(Ok(members))) => {
-            let hosts: Vec<String> = members
-                .iter()
-                .map(|m| {
-                    let addr = m.url.trim_start_matches("mongodb://");
-                    addr.split('/').next().unwrap_or(addr).to_owned()
-                })
-                .collect();
-            Some(MongoReplicaSet {
-                url: format!("mongodb://{}/?replicaSet=kvrs", hosts.join(",")),
-                members: members
-                    .into_iter()
-                    .map(|m| TestServer::started_here(Kind::Mongo, m, true))
-                    .collect(),
-            })
-        }
-        Ok(Some(Err(why))) => panic!("a MongoDB replica set: {why}"),
-        Err(join) => std::panic::resume_unwind(join.into_panic()),
-    }
-}
-
-/// The variable pointing the tests at a standalone MongoDB (no replica set).
-pub const MONGO_STANDALONE_ENV: &str = "KV_TEST_MONGO_STANDALONE_URL";
-
-static MONGO_STANDALONE: OnceLock<Result<TestServer, String>> = OnceLock::new();
-
-/// The shared *standalone* MongoDB server (no replica set, so no
-/// transactions), for the tests of what a store does without them. Found
-/// like [`server`]: [`MONGO_STANDALONE_ENV`], a container, a local `mongod`
-/// without `--replSet` or SecantusDB without its replica-set persona.
-///
-/// # Panics
-///
-/// As [`server`].
-pub async fn mongo_standalone() -> Option<&'static TestServer> {
-    let found = tokio::task::spawn_blocking(|| {
-        MONGO_STANDALONE.get_or_init(|| {
-            if let Ok(url) = std::env::var(MONGO_STANDALONE_ENV)
-                && !url.trim().is_empty()
-            {
-                return Ok(TestServer {
-                    kind: Kind::Mongo,
-                    url: url.trim().to_owned(),
-                    source: Source::Env,
-                    local: None,
-                    private: false,
-                    _keep: None,
-                });
-            }
-            start_mongo_standalone()
-        })
-    })
-    .await;
-    match found {
-        Ok(Ok(server)) => Some(server),
-        Ok(Err(why)) => unavailable(Kind::Mongo, why),
-        Err(join) => std::panic::resume_unwind(join.into_panic()),
-    }
-}
-
-/// A new MongoDB of the caller's own that requires SCRAM authentication,
-/// with one user, `user`, who has the `root` role on `admin` (authenticate
-/// with `authSource=admin`). A one-node replica set, started from the local
-/// `mongod` or SecantusDB, stopped when dropped. `None` only when it is
-/// unavailable and `KV_TEST_SKIP_UNAVAILABLE=1`.
-///
-/// # Panics
-///
-/// As [`server`].
-pub async fn private_mongo_with_auth(user: &str, password: &str) -> Option<TestServer> {
-    let options = local::MongoOptions {
-        standalone: false,
-        auth: Some((user.to_owned(), password.to_owned())),
-        tls: None,
-    };
-    match tokio::task::spawn_blocking(move || local::retrying(2, || local::mongo(options.clone())))
-        .await
-    {
-        Ok(Ok(local)) => Some(TestServer::started_here(Kind::Mongo, local, true)),
-        Ok(Err(why)) => unavailable(Kind::Mongo, &why),
-        Err(join) => std::panic::resume_unwind(join.into_panic()),
-    }
-}
-
-/// A new Redis of the caller's own, with `requirepass` when `password`
-/// is given (its [`url`](TestServer::url) carries it) and serving only TLS
-/// (`rediss://`) with `tls`'s server certificate when given; started from
-/// the local `redis-server`, stopped when dropped. `None` only when it is
-/// unavailable and `KV_TEST_SKIP_UNAVAILABLE=1`.
-///
-/// # Panics
-///
-/// As [`server`].
-pub async fn private_redis_secured(
-    password: Option<&str>,
-    tls: Option<&TestCerts>,
-) -> Option<TestServer> {
-    let options = local::RedisOptions {
-        password: password.map(str::to_owned),
-        tls: tls.map(|t| (t.cert(), t.key())),
-    };
-    started(Kind::Redis, move || {
-        local::retrying(2, || local::redis(&options))
-    })
-    .await
-}
-
-/// A new PostgreSQL of the caller's own requiring `scram-sha-256` with
-/// `password` for the `postgres` user when given (else `trust`; its
-/// [`url`](TestServer::url) carries the password), and with `ssl = on` and
-/// `tls`'s server certificate when given (clients choose the `sslmode`);
-/// started from the local binaries, stopped when dropped. `None` only when
-/// it is unavailable and `KV_TEST_SKIP_UNAVAILABLE=1`.
-///
-/// # Panics
-///
-/// As [`server`].
-pub async fn private_postgres_secured(
-    password: Option<&str>,
-    tls: Option<&TestCerts>,
-) -> Option<TestServer> {
-    let options = local::PostgresOptions {
-        password: password.map(str::to_owned),
-        tls: tls.map(|t| (t.cert(), t.key())),
-    };
-    started(Kind::Postgres, move || {
-        local::retrying(2, || local::postgres(&options))
-    })
-    .await
-}
-
-/// A new MongoDB of the caller's own (a one-node replica set) serving only
-/// TLS with `tls`'s server certificate (its [`url`](TestServer::url) has
-/// `tls=true`; add `tlsCAFile`); from the local `mongod` or SecantusDB,
-/// stopped when dropped. `None` only when it is unavailable and
-/// `KV_TEST_SKIP_UNAVAILABLE=1`.
-///
-/// # Panics
-///
-/// As [`server`].
-pub async fn private_mongo_tls(tls: &TestCerts) -> Option<TestServer> {
-    let options = local::MongoOptions {
-        standalone: false,
-        auth: None,
-        tls: Some(local::MongoTls {
-            cert: tls.cert(),
-            key: tls.key(),
-            cert_and_key: tls.cert_and_key(),
-            ca: tls.ca(),
-        }),
-    };
-    started(Kind::Mongo, move || {
-        local::retrying(2, || local::mongo(options.clone()))
-    })
-    .await
-}
-
 /// Starts a private local server on a blocking thread.
-async fn started(
+pub(crate) async fn started(
     kind: Kind,
     start: impl FnOnce() -> Result<local::Local, String> + Send + 'static,
 ) -> Option<TestServer> {
@@ -732,37 +379,6 @@ async fn started(
         Ok(Ok(local)) => Some(TestServer::started_here(kind, local, true)),
         Ok(Err(why)) => unavailable(kind, &why),
         Err(join) => std::panic::resume_unwind(join.into_panic()),
-    }
-}
-
-fn start_mongo_standalone() -> Result<TestServer, String> {
-    let mut notes = Vec::new();
-    if container::docker_answers() {
-        match container::mongo_standalone() {
-            Ok(running) => {
-                return Ok(TestServer {
-                    kind: Kind::Mongo,
-                    url: running.url,
-                    source: Source::Container,
-                    local: None,
-                    private: false,
-                    _keep: Some(running.keep),
-                });
-            }
-            Err(why) => notes.push(format!("Docker answered but {why}")),
-        }
-    }
-    let options = local::MongoOptions {
-        standalone: true,
-        auth: None,
-        tls: None,
-    };
-    match local::retrying(2, || local::mongo(options.clone())) {
-        Ok(local) => Ok(TestServer::started_here(Kind::Mongo, local, false)),
-        Err(why) => {
-            notes.push(why);
-            Err(notes.join("; "))
-        }
     }
 }
 
@@ -788,7 +404,7 @@ fn shout(text: &str) {
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
-fn unavailable<T>(kind: Kind, why: &str) -> Option<T> {
+pub(crate) fn unavailable<T>(kind: Kind, why: &str) -> Option<T> {
     if skip_allowed() {
         shout(&format!(
             "\n!!!!!!!!!! KV-TESTKIT: SKIPPING A TEST: NOT RUN: no {kind} server ({why}); \
