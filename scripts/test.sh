@@ -129,12 +129,16 @@ python3 scripts/msrv.py
 # the CLI.
 step "cargo package (every publishable crate; verified but the RocksDB ones)"
 cargo package --allow-dirty --workspace --exclude kv-tests --exclude todo-service --no-verify --quiet
-# Verification unpacks each .crate into cargo's registry sources by name and
-# version, and never again once it is there: an earlier run's anykv-core
-# 0.1.0 would be built instead of this one. No anykv crate comes from
-# crates.io, so every unpacked one is ours and stale.
+# Verification builds each crate against the others as registry crates,
+# which cargo takes for immutable: it unpacks one by name and version only
+# once, and never rebuilds it. An earlier run's anykv-core 0.1.0 (its
+# unpacked source and its compiled library) would be used instead of this
+# one. No anykv crate comes from crates.io, so every unpacked one is ours
+# and stale; `cargo clean -p` drops the libraries built from them (and the
+# workspace's own, which the test step rebuilds anyway when they changed).
 rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/anykv-* \
   "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/anykv-*
+cargo clean --quiet -p anykv-core -p anykv-testkit -p anykv-conformance
 cargo package --allow-dirty --quiet -p anykv-core -p anykv-testkit -p anykv-conformance \
   -p anykv-redis -p anykv-postgres -p anykv-etcd -p anykv-mongo
 ls "$CARGO_TARGET_DIR/package/"*.crate
