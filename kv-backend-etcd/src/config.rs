@@ -116,33 +116,30 @@ impl EtcdConfig {
     ///
     /// `Config` naming what is wrong; the message never contains the URL.
     pub fn from_url(url: &str) -> kv_core::Result<Self> {
-        let url = kv_core::lowercase_scheme(url);
-        let url = url.as_ref();
-        let (tls, rest) = if let Some(rest) = url.strip_prefix("etcd://") {
-            (false, rest)
-        } else if let Some(rest) = url.strip_prefix("etcds://") {
-            (true, rest)
-        } else {
-            return Err(config_error("an etcd URL starts with etcd:// or etcds://"));
+        let parts = kv_core::UrlParts::parse(url)
+            .ok_or_else(|| config_error("an etcd URL starts with etcd:// or etcds://"))?;
+        let tls = match parts.scheme.to_ascii_lowercase().as_str() {
+            "etcd" => false,
+            "etcds" => true,
+            _ => return Err(config_error("an etcd URL starts with etcd:// or etcds://")),
         };
-        let (authority, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let authority = authority.trim_end_matches('/');
-        if authority.contains('/') {
+        if parts.fragment.is_some() {
+            return Err(config_error(
+                "an etcd URL has no #fragment (write a # in a password as %23)",
+            ));
+        }
+        if !parts.path.trim_start_matches('/').is_empty() {
             return Err(config_error(
                 "an etcd URL has no path: set the key prefix with ?prefix=",
             ));
         }
         let mut config = Self::default();
-        let hosts = match authority.rsplit_once('@') {
-            Some((userinfo, hosts)) => {
-                let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-                config.user = Some(decode("user", user)?);
-                config.password = Some(decode("password", password)?);
-                hosts
-            }
-            None => authority,
-        };
-        config.endpoints = hosts
+        if let Some((user, password)) = parts.user_password() {
+            config.user = Some(decode("user", user)?);
+            config.password = Some(decode("password", password.unwrap_or_default())?);
+        }
+        config.endpoints = parts
+            .hosts
             .split(',')
             .map(|h| h.trim().to_owned())
             .filter(|h| !h.is_empty())
@@ -151,8 +148,7 @@ impl EtcdConfig {
             return Err(config_error("an etcd URL names at least one host:port"));
         }
         let mut tls = tls.then(EtcdTls::default);
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        for (name, value) in parts.query_pairs() {
             let value = decode(name, value)?;
             config.set_option(name, value, &mut tls)?;
         }
@@ -283,6 +279,17 @@ mod tests {
         assert_eq!(tls.ca_file.as_deref(), Some("/etc/ca.pem"));
         assert_eq!(config.endpoint_urls(), ["https://a:2379", "https://b:2379"]);
         assert!(!format!("{config:?}").contains("p@ss"));
+    }
+
+    /// kv's one URL rule (`kv_core::UrlParts`): the user-info ends at the
+    /// last `@`, so a password may hold `/`, `?` or `@`.
+    #[test]
+    fn passwords_with_url_characters_and_fragments() {
+        let config = EtcdConfig::from_url("etcd://root:a/b?c@d@h:2379?prefix=p%40q/").unwrap();
+        assert_eq!(config.password.as_deref(), Some("a/b?c@d"));
+        assert_eq!(config.endpoints, ["h:2379"]);
+        assert_eq!(config.key_prefix, "p@q/");
+        assert!(EtcdConfig::from_url("etcd://root:a#b@h:2379").is_err());
     }
 
     #[test]

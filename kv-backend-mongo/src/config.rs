@@ -169,34 +169,32 @@ impl MongoConfig {
     /// Splits the URL into the database of its path, kv's `collection`
     /// option, and the rest for the driver.
     fn parts(&self) -> kv_core::Result<UrlParts<'_>> {
+        let wrong = || config_error("a MongoDB URL starts with mongodb:// or mongodb+srv://");
+        let url = kv_core::UrlParts::parse(&self.url).ok_or_else(wrong)?;
         // Schemes are case-insensitive: the driver is given a lower-case one.
-        let (scheme, rest) = self
-            .url
-            .split_once("://")
-            .map(|(scheme, rest)| (scheme.to_ascii_lowercase(), rest))
-            .filter(|(scheme, _)| scheme == "mongodb" || scheme == "mongodb+srv")
-            .ok_or_else(|| {
-                config_error("a MongoDB URL starts with mongodb:// or mongodb+srv://")
-            })?;
-        // The hosts end at the first '/' or '?' after the user info.
-        let after_userinfo = rest.rfind('@').map_or(0, |at| at + 1);
-        let hosts_end = rest[after_userinfo..]
-            .find(['/', '?'])
-            .map_or(rest.len(), |i| after_userinfo + i);
-        let (path, query) = match rest[hosts_end..].split_once('?') {
-            Some((path, query)) => (path, query),
-            None => (&rest[hosts_end..], ""),
-        };
-        let database = path.trim_start_matches('/');
+        let scheme = url.scheme.to_ascii_lowercase();
+        if scheme != "mongodb" && scheme != "mongodb+srv" {
+            return Err(wrong());
+        }
+        if url.fragment.is_some() {
+            return Err(config_error(
+                "a MongoDB URL has no #fragment (write a # in a password as %23)",
+            ));
+        }
+        let database = url.path.trim_start_matches('/');
         let mut collection = None;
         let mut kept = Vec::new();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            match pair.split_once('=') {
-                Some(("collection", value)) => collection = Some(value),
-                _ => kept.push(pair),
+        for (name, value) in url.query_pairs() {
+            match name {
+                "collection" => collection = Some(value),
+                _ if value.is_empty() => kept.push(name.to_owned()),
+                _ => kept.push(format!("{name}={value}")),
             }
         }
-        let mut driver_url = format!("{scheme}://{}", &rest[..hosts_end]);
+        let userinfo = url
+            .userinfo
+            .map_or(String::new(), |info| format!("{info}@"));
+        let mut driver_url = format!("{scheme}://{userinfo}{}", url.hosts);
         driver_url.push('/');
         driver_url.push_str(database);
         if !kept.is_empty() {
@@ -273,6 +271,19 @@ mod tests {
             "mongodb://app:p%40ss@a:1,b:2/shop?replicaSet=rs0&w=majority"
         );
         assert!(!format!("{config:?}").contains("p%40ss"));
+    }
+
+    /// kv's one URL rule (`kv_core::UrlParts`): the user-info ends at the
+    /// last `@`; the driver gets it unchanged.
+    #[test]
+    fn passwords_with_url_characters_and_fragments() {
+        let config = MongoConfig::from_url("mongodb://u:a/b@h/shop?collection=c&w=1").unwrap();
+        assert_eq!(
+            (config.database_name(), config.collection_name()),
+            ("shop", "c")
+        );
+        assert_eq!(config.validated().unwrap(), "mongodb://u:a/b@h/shop?w=1");
+        assert!(MongoConfig::from_url("mongodb://h/shop#x").is_err());
     }
 
     #[test]

@@ -108,25 +108,26 @@ impl RedisConfig {
     /// (`redis://[user:password@]host:port` each); `None` for a single
     /// server's URL.
     pub(crate) fn cluster_nodes(&self) -> Option<Result<Vec<String>, String>> {
-        let url = self.url.trim();
-        let (scheme, rest) = url.split_once("://")?;
-        let node_scheme = match scheme.to_ascii_lowercase().as_str() {
+        let parts = kv_core::UrlParts::parse(self.url.trim())?;
+        let node_scheme = match parts.scheme.to_ascii_lowercase().as_str() {
             "redis+cluster" => "redis",
             "rediss+cluster" => "rediss",
             _ => return None,
         };
-        let rest = rest.trim_end_matches('/');
-        let (userinfo, hosts) = match rest.rsplit_once('@') {
-            Some((userinfo, hosts)) => (format!("{userinfo}@"), hosts),
-            None => (String::new(), rest),
-        };
-        let nodes: Vec<String> = hosts
+        let userinfo = parts
+            .userinfo
+            .map_or(String::new(), |info| format!("{info}@"));
+        let nodes: Vec<String> = parts
+            .hosts
             .split(',')
             .map(str::trim)
             .filter(|h| !h.is_empty())
             .map(|h| format!("{node_scheme}://{userinfo}{h}"))
             .collect();
-        if nodes.is_empty() || hosts.contains(['/', '?']) {
+        let extra = !parts.path.trim_start_matches('/').is_empty()
+            || parts.query.is_some()
+            || parts.fragment.is_some();
+        if nodes.is_empty() || extra {
             return Some(Err(
                 "expected redis+cluster://[user[:password]@]host:port[,host:port...]".to_owned(),
             ));
@@ -186,11 +187,26 @@ mod tests {
         };
         assert_eq!(tls.cluster_nodes().unwrap().unwrap(), ["rediss://h:7000"]);
         assert!(RedisConfig::default().cluster_nodes().is_none());
-        let bad = RedisConfig {
-            url: "redis+cluster://h:7000/2".into(),
+        for bad in [
+            "redis+cluster://h:7000/2",
+            "redis+cluster://h:7000?x=1",
+            "redis+cluster://",
+        ] {
+            let bad = RedisConfig {
+                url: bad.into(),
+                ..RedisConfig::default()
+            };
+            assert!(bad.cluster_nodes().unwrap().is_err(), "{}", bad.url);
+        }
+        // kv's one URL rule: the user-info ends at the last `@`.
+        let slash = RedisConfig {
+            url: "redis+cluster://u:a/b@c@h:7000".into(),
             ..RedisConfig::default()
         };
-        assert!(bad.cluster_nodes().unwrap().is_err());
+        assert_eq!(
+            slash.cluster_nodes().unwrap().unwrap(),
+            ["redis://u:a/b@c@h:7000"]
+        );
     }
 
     #[test]

@@ -95,4 +95,4 @@ pub use prefix::PrefixStore;
 pub use store::{Health, KvStore};
 pub use stored::Stored;
 pub use typed_batch::Batch;
-pub use url::{is_secret_param, lowercase_scheme, redact_url, url_secrets};
+pub use url::{UrlParts, is_secret_param, lowercase_scheme, redact_url, url_secrets};

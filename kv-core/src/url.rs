@@ -31,7 +31,7 @@ const SECRET_WORDS: [&str; 4] = ["pass", "secret", "token", "key"];
 /// );
 /// ```
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
+    let Some(parts) = UrlParts::parse(url) else {
         // Not a URL we understand: show nothing that could be a secret.
         return if url.contains('@') || url.contains('?') {
             "<redacted>".to_owned()
@@ -39,19 +39,15 @@ pub fn redact_url(url: &str) -> String {
             url.to_owned()
         };
     };
-    let (authority, path, query, fragment) = split(rest);
-    let mut out = format!("{scheme}://");
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            match userinfo.split_once(':') {
-                Some((user, _)) => out.push_str(&format!("{user}:***@")),
-                None => out.push_str(&format!("{userinfo}@")),
-            }
-            out.push_str(host);
-        }
-        None => out.push_str(authority),
+    let mut out = format!("{}://", parts.scheme);
+    match parts.user_password() {
+        Some((user, Some(_))) => out.push_str(&format!("{user}:***@")),
+        Some((user, None)) => out.push_str(&format!("{user}@")),
+        None => {}
     }
-    out.push_str(path);
+    out.push_str(parts.hosts);
+    out.push_str(parts.path);
+    let (query, fragment) = (parts.query, parts.fragment);
     if let Some(query) = query {
         out.push('?');
         let pairs: Vec<String> = query
@@ -97,18 +93,14 @@ pub fn url_secrets(url: &str) -> Vec<String> {
             }
         }
     };
-    let Some((_, rest)) = url.split_once("://") else {
+    let Some(parts) = UrlParts::parse(url) else {
         return found;
     };
-    let (authority, _, query, _) = split(rest);
-    let userinfo = authority.rsplit_once('@').map(|(userinfo, _)| userinfo);
-    if let Some((_, password)) = userinfo.and_then(|u| u.split_once(':')) {
+    if let Some((_, Some(password))) = parts.user_password() {
         add(password);
     }
-    for pair in query.unwrap_or_default().split('&') {
-        if let Some((name, value)) = pair.split_once('=')
-            && is_secret_param(name)
-        {
+    for (name, value) in parts.query_pairs() {
+        if is_secret_param(name) {
             add(value);
         }
     }
@@ -134,24 +126,93 @@ pub fn lowercase_scheme(url: &str) -> Cow<'_, str> {
     }
 }
 
-/// Splits what follows `scheme://` into authority, path, query and
-/// fragment. The authority ends at the first `/`, `?` or `#` after its last
-/// `@` (a password may hold `/` or `?`).
-fn split(rest: &str) -> (&str, &str, Option<&str>, Option<&str>) {
-    let (rest, fragment) = match rest.split_once('#') {
-        Some((rest, fragment)) => (rest, Some(fragment)),
-        None => (rest, None),
-    };
-    let userinfo_end = rest.rfind('@').map_or(0, |at| at + 1);
-    let authority_end = rest[userinfo_end..]
-        .find(['/', '?'])
-        .map_or(rest.len(), |i| userinfo_end + i);
-    let (authority, rest) = rest.split_at(authority_end);
-    let (path, query) = match rest.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
-        None => (rest, None),
-    };
-    (authority, path, query, fragment)
+/// A `scheme://[userinfo@]hosts[/path][?query][#fragment]` URL cut into
+/// its parts by kv's one rule, which every backend, the redaction and the
+/// CLI share (the `url` crate refuses several hosts, as etcd, MongoDB and
+/// Redis Cluster URLs have):
+///
+/// - the fragment starts at the first `#`;
+/// - the user-info ends at the **last** `@` (a password may hold `/`, `?`
+///   or `@` unescaped; an `@` in a path or query must then be written
+///   `%40`);
+/// - the hosts end at the first `/` or `?` after it, the path at the first
+///   `?`.
+///
+/// Nothing is decoded.
+///
+/// ```
+/// use kv_core::UrlParts;
+///
+/// let url = UrlParts::parse("etcd://app:p/w@h1:2379,h2:2379/?prefix=a%40b").unwrap();
+/// assert_eq!(url.scheme, "etcd");
+/// assert_eq!(url.user_password(), Some(("app", Some("p/w"))));
+/// assert_eq!(url.hosts, "h1:2379,h2:2379");
+/// assert_eq!(url.path, "/");
+/// assert_eq!(url.query_pairs().collect::<Vec<_>>(), [("prefix", "a%40b")]);
+/// assert!(UrlParts::parse("no scheme").is_none());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UrlParts<'a> {
+    /// The scheme, as written.
+    pub scheme: &'a str,
+    /// What comes before the last `@`, if there is one.
+    pub userinfo: Option<&'a str>,
+    /// The host or hosts (`host:port[,host:port...]`).
+    pub hosts: &'a str,
+    /// From the first `/` after the hosts to the query (may be empty).
+    pub path: &'a str,
+    /// After the first `?`.
+    pub query: Option<&'a str>,
+    /// After the first `#`.
+    pub fragment: Option<&'a str>,
+}
+
+impl<'a> UrlParts<'a> {
+    /// Cuts `url`; `None` without `://`.
+    pub fn parse(url: &'a str) -> Option<Self> {
+        let (scheme, rest) = url.split_once("://")?;
+        let (rest, fragment) = match rest.split_once('#') {
+            Some((rest, fragment)) => (rest, Some(fragment)),
+            None => (rest, None),
+        };
+        let (userinfo, rest) = match rest.rfind('@') {
+            Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+            None => (None, rest),
+        };
+        let hosts_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (hosts, rest) = rest.split_at(hosts_end);
+        let (path, query) = match rest.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (rest, None),
+        };
+        Some(Self {
+            scheme,
+            userinfo,
+            hosts,
+            path,
+            query,
+            fragment,
+        })
+    }
+
+    /// The user and the password (split at the first `:` of the
+    /// user-info), as written.
+    pub fn user_password(&self) -> Option<(&'a str, Option<&'a str>)> {
+        self.userinfo.map(|info| match info.split_once(':') {
+            Some((user, password)) => (user, Some(password)),
+            None => (info, None),
+        })
+    }
+
+    /// The query's `name=value` pairs (`name` alone gives an empty value),
+    /// as written.
+    pub fn query_pairs(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        self.query
+            .unwrap_or_default()
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+    }
 }
 
 /// Decodes `%XX` escapes (and nothing else); an invalid escape or a result
