@@ -78,6 +78,18 @@ impl EtcdStore {
         self.leases.cached()
     }
 
+    /// The stored form of one key (kv's stamp and the value), as etcd
+    /// holds it; `None` when absent.
+    async fn stored(&self, op: Operation, key: &Key) -> Result<Option<Vec<u8>>> {
+        let mut resp = self
+            .kv
+            .clone()
+            .get(self.full_key(key), Some(self.get_options()))
+            .await
+            .map_err(|e| map_etcd_error(op, e))?;
+        Ok(resp.take_kvs().pop().map(|kv| kv.into_key_value().1))
+    }
+
     fn full_key(&self, key: &Key) -> Vec<u8> {
         txn::full_key(&self.prefix, key.as_str().as_bytes())
     }
@@ -266,14 +278,8 @@ impl KvStore for EtcdStore {
 
     async fn get(&self, key: &Key) -> Result<Option<Bytes>> {
         let op = Operation::Get;
-        let mut resp = self
-            .kv
-            .clone()
-            .get(self.full_key(key), Some(self.get_options()))
-            .await
-            .map_err(|e| map_etcd_error(op, e))?;
-        match resp.take_kvs().pop() {
-            Some(kv) => txn::live_value(op, key.as_str(), kv.into_key_value().1, now_millis()),
+        match self.stored(op, key).await? {
+            Some(stored) => txn::live_value(op, key.as_str(), stored, now_millis()),
             None => Ok(None),
         }
     }
@@ -310,18 +316,11 @@ impl KvStore for EtcdStore {
     }
 
     async fn exists(&self, key: &Key) -> Result<bool> {
-        let op = Operation::Exists;
-        let mut resp = self
-            .kv
-            .clone()
-            .get(self.full_key(key), Some(self.get_options()))
-            .await
-            .map_err(|e| map_etcd_error(op, e))?;
         // A value in another format is a present key, as on every backend.
-        Ok(resp
-            .take_kvs()
-            .pop()
-            .is_some_and(|kv| !stamp::expired(kv.value(), now_millis())))
+        Ok(self
+            .stored(Operation::Exists, key)
+            .await?
+            .is_some_and(|stored| !stamp::expired(&stored, now_millis())))
     }
 
     async fn list(&self, prefix: &str, options: ListOptions) -> Result<Page> {

@@ -515,14 +515,12 @@ async fn a_purge_that_always_fails_is_counted_and_its_error_kept() {
         .connect()
         .await
         .unwrap();
-    let mut status = store.purge_status().unwrap();
-    for _ in 0..250 {
-        if status.failures >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        status = store.purge_status().unwrap();
-    }
+    let status = kv_testkit::poll_until(
+        Duration::from_secs(5),
+        || store.purge_status().unwrap(),
+        |status| status.failures >= 2,
+    )
+    .await;
     assert!(status.failures >= 2, "{status:?}");
     assert_eq!(status.failures, status.consecutive_failures);
     let (kind, message) = status.last_error.clone().unwrap();
@@ -550,14 +548,12 @@ async fn a_purge_that_always_fails_is_counted_and_its_error_kept() {
         .connect()
         .await
         .unwrap();
-    let mut status = store.purge_status().unwrap();
-    for _ in 0..250 {
-        if status.runs >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        status = store.purge_status().unwrap();
-    }
+    let status = kv_testkit::poll_until(
+        Duration::from_secs(5),
+        || store.purge_status().unwrap(),
+        |status| status.runs >= 2,
+    )
+    .await;
     assert!(status.runs >= 2 && status.failures == 0, "{status:?}");
 
     let err = RedisStore::builder()

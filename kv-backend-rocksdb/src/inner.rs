@@ -81,11 +81,7 @@ impl Inner {
 
     /// The live value of `key` now.
     pub(crate) fn live(&self, op: Operation, key: &Key, now: u64) -> Result<Option<Bytes>> {
-        match self
-            .db
-            .get_pinned(key.as_bytes())
-            .map_err(|e| self.error(op, e))?
-        {
+        match self.stored(op, key)? {
             Some(stored) => {
                 decoded(op, key.as_str(), &stored, now).map(|v| v.map(Bytes::copy_from_slice))
             }
@@ -98,10 +94,15 @@ impl Inner {
     /// [`RocksDbStore::db`]) is a present key, as on every backend.
     pub(crate) fn present(&self, op: Operation, key: &Key, now: u64) -> Result<bool> {
         Ok(self
-            .db
-            .get_pinned(key.as_bytes())
-            .map_err(|e| self.error(op, e))?
+            .stored(op, key)?
             .is_some_and(|stored| !value::expired(&stored, now)))
+    }
+
+    /// The stored form of one key, pinned (no copy); `None` when absent.
+    fn stored(&self, op: Operation, key: &Key) -> Result<Option<DBPinnableSlice<'_>>> {
+        self.db
+            .get_pinned(key.as_bytes())
+            .map_err(|e| self.error(op, e))
     }
 
     pub(crate) fn write(&self, op: Operation, batch: WriteBatch) -> Result<()> {

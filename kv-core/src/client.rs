@@ -553,13 +553,9 @@ impl<C: Codec> Kv<C> {
         new: Option<&T>,
         options: SetOptions,
     ) -> Result<bool> {
-        let op = Operation::CompareAndSwap;
-        let key = self.key(op, key)?;
+        let key = self.key(Operation::CompareAndSwap, key)?;
         let expected = expected.map(|s| s.bytes().clone());
-        let new = new.map(|v| self.encode(op, &key, v)).transpose()?;
-        self.store
-            .compare_and_swap(&key, expected, new, options)
-            .await
+        self.swap(key, expected, new, options).await
     }
 
     async fn cas_with<T: Serialize + ?Sized>(
@@ -572,7 +568,20 @@ impl<C: Codec> Kv<C> {
         let op = Operation::CompareAndSwap;
         let key = self.key(op, key)?;
         let expected = expected.map(|v| self.encode(op, &key, v)).transpose()?;
-        let new = new.map(|v| self.encode(op, &key, v)).transpose()?;
+        self.swap(key, expected, new, options).await
+    }
+
+    /// Encodes `new` and swaps it in if the store holds exactly `expected`.
+    async fn swap<T: Serialize + ?Sized>(
+        &self,
+        key: Key,
+        expected: Option<Bytes>,
+        new: Option<&T>,
+        options: SetOptions,
+    ) -> Result<bool> {
+        let new = new
+            .map(|v| self.encode(Operation::CompareAndSwap, &key, v))
+            .transpose()?;
         self.store
             .compare_and_swap(&key, expected, new, options)
             .await

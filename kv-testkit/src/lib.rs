@@ -382,8 +382,37 @@ pub(crate) async fn started(
     }
 }
 
-/// `None` with a loud line when skipping is allowed; else a panic saying
-/// what to install.
+/// Reads `read()` every 20 ms until `done` holds for what it read, for at
+/// most `within`; returns the last reading (check it: on time-out `done`
+/// does not hold). For state a background task changes, such as a
+/// store's purge status.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use std::time::{Duration, Instant};
+/// let start = Instant::now();
+/// let waited = kv_testkit::poll_until(Duration::from_secs(5), || start.elapsed(), |d| {
+///     *d >= Duration::from_millis(50)
+/// })
+/// .await;
+/// assert!(waited >= Duration::from_millis(50));
+/// # }
+/// ```
+pub async fn poll_until<T>(
+    within: std::time::Duration,
+    mut read: impl FnMut() -> T,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let reading = read();
+        if done(&reading) || tokio::time::Instant::now() >= deadline {
+            return reading;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// Says on the terminal, past the test harness's output capture (a passing
 /// test's `println!` is never shown), that a test did not run and why.
 ///
@@ -404,6 +433,8 @@ fn shout(text: &str) {
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
+/// `None` with a loud line when skipping is allowed; else a panic saying
+/// what to install.
 pub(crate) fn unavailable<T>(kind: Kind, why: &str) -> Option<T> {
     if skip_allowed() {
         shout(&format!(
