@@ -33,6 +33,7 @@ pub mod batch;
 pub mod bulk;
 pub mod cas;
 pub mod concurrency;
+pub mod counters;
 pub mod crud;
 pub mod disruption;
 pub mod export;
@@ -44,9 +45,13 @@ pub mod keys;
 pub mod list;
 pub mod load;
 pub mod namespace;
+pub mod races;
 pub mod support;
+pub mod transactions;
 pub mod ttl;
 pub mod typed;
+pub mod typed_versions;
+pub mod versions;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -162,6 +167,25 @@ macro_rules! __for_each_case {
             cas::cas_distinguishes_empty_value_from_absent,
             cas::cas_with_oversize_value_is_rejected,
             cas::cas_compares_binary_values_exactly,
+            versions::versions_without_support_are_unsupported,
+            versions::versioned_reads_return_values_with_versions,
+            versions::every_write_changes_the_version,
+            versions::write_if_version_applies_only_at_that_version,
+            versions::write_if_absent_and_present,
+            versions::write_if_ttl_and_expiry,
+            versions::write_if_with_bad_input_changes_nothing,
+            transactions::transactions_without_support_are_unsupported,
+            transactions::transaction_commits_when_every_check_holds,
+            transactions::rejected_transaction_changes_nothing_and_names_failed_checks,
+            transactions::transaction_writes_apply_in_order,
+            transactions::transaction_sees_expired_keys_as_absent,
+            transactions::transaction_with_bad_input_writes_nothing,
+            counters::counters_without_support_are_unsupported,
+            counters::increment_starts_at_zero_and_adds,
+            counters::increment_of_a_non_counter_is_typed_and_changes_nothing,
+            counters::increment_overflow_is_typed_and_changes_nothing,
+            counters::increment_ttl_applies_on_create_only,
+            counters::increment_with_a_zero_ttl_writes_nothing,
             ],
             shared: [
             typed::typed_values_round_trip_through_json,
@@ -199,6 +223,12 @@ macro_rules! __for_each_case {
             export::export_of_20000_keys_returns_each_live_key_once_with_its_ttl,
             export::export_resumes_after_a_key,
             export::copy_to_memory_and_back_keeps_values_and_ttls,
+            typed_versions::update_changes_values_that_do_not_reencode,
+            typed_versions::typed_versions_and_conditional_writes,
+            typed_versions::typed_counters_and_transactions,
+            races::increments_from_8_tasks_sum_to_1600,
+            races::updates_from_8_tasks_lose_none,
+            races::bank_transfers_keep_the_total,
             ],
         }
     };
@@ -349,6 +379,11 @@ mod tests {
             ("bulk", include_str!("bulk.rs")),
             ("export", include_str!("export.rs")),
             ("bad_input", include_str!("bad_input.rs")),
+            ("versions", include_str!("versions.rs")),
+            ("transactions", include_str!("transactions.rs")),
+            ("counters", include_str!("counters.rs")),
+            ("typed_versions", include_str!("typed_versions.rs")),
+            ("races", include_str!("races.rs")),
         ];
         let mut defined: Vec<String> = modules
             .iter()

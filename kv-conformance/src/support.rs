@@ -9,8 +9,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use bytes::Bytes;
 use kv_core::{
-    Capabilities, Entry, ErrorKind, Health, Key, KvStore, KvStoreExt, ListOptions, Page, Result,
-    SetOptions, WriteOp,
+    Capabilities, Condition, Entry, ErrorKind, Health, Key, KvStore, KvStoreExt, ListOptions, Page,
+    Result, SetOptions, Transaction, TxnOutcome, Versioned, WriteOp,
 };
 
 /// A TTL short enough to wait out in a test.
@@ -309,6 +309,37 @@ impl KvStore for Probe {
     async fn write_batch_borrowed(&self, ops: &[WriteOp]) -> Result<()> {
         self.hit();
         self.inner.write_batch_borrowed(ops).await
+    }
+
+    async fn get_versioned(&self, key: &Key) -> Result<Option<Versioned>> {
+        self.hit();
+        self.inner.get_versioned(key).await
+    }
+
+    async fn batch_get_versioned(&self, keys: &[Key]) -> Result<Vec<Option<Versioned>>> {
+        self.hit();
+        self.inner.batch_get_versioned(keys).await
+    }
+
+    async fn write_if(
+        &self,
+        key: &Key,
+        condition: Condition,
+        new: Option<Bytes>,
+        options: SetOptions,
+    ) -> Result<bool> {
+        self.hit();
+        self.inner.write_if(key, condition, new, options).await
+    }
+
+    async fn transact(&self, txn: &Transaction) -> Result<TxnOutcome> {
+        self.hit();
+        self.inner.transact(txn).await
+    }
+
+    async fn increment(&self, key: &Key, delta: i64, options: SetOptions) -> Result<i64> {
+        self.hit();
+        self.inner.increment(key, delta, options).await
     }
 
     async fn compare_and_swap(

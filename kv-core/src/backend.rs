@@ -6,6 +6,7 @@
 //! methods. Applications do not need it; the facade keeps it under
 //! `kv::backend`.
 
+pub mod counter;
 pub mod stamp;
 
 pub use async_trait::async_trait;

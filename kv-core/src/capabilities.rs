@@ -8,6 +8,7 @@
 ///
 /// let caps = MemoryStore::new().capabilities();
 /// assert!(caps.atomic_batch && caps.ttl && caps.cas);
+/// assert!(caps.versions && caps.transactions && caps.counters);
 /// assert_eq!(caps.max_batch_ops, None); // unlimited
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +33,18 @@ pub struct Capabilities {
     /// `compare_and_swap` is atomic. When `false` it fails with
     /// [`ErrorKind::Unsupported`](crate::ErrorKind).
     pub cas: bool,
+    /// Versioned reads (`get_versioned`, `batch_get_versioned`) and
+    /// `write_if` conditioned on a [`Version`](crate::Version), on absence
+    /// or presence, atomic against every other writer. When `false` they
+    /// fail with [`ErrorKind::Unsupported`](crate::ErrorKind).
+    pub versions: bool,
+    /// `transact`: checks and writes over several keys, all or nothing.
+    /// When `false` it fails with [`ErrorKind::Unsupported`](crate::ErrorKind)
+    /// (a MongoDB standalone server; single-key `write_if` still works).
+    pub transactions: bool,
+    /// `increment` is atomic under concurrency. When `false` it fails with
+    /// [`ErrorKind::Unsupported`](crate::ErrorKind).
+    pub counters: bool,
     /// `list` returns keys in ascending byte order.
     pub ordered_list: bool,
     /// `batch_get` reads all its keys from one consistent snapshot.

@@ -145,7 +145,12 @@ impl<C: Codec> Kv<C> {
         })
     }
 
-    fn decode<T: DeserializeOwned>(&self, op: Operation, key: &Key, bytes: &[u8]) -> Result<T> {
+    pub(crate) fn decode<T: DeserializeOwned>(
+        &self,
+        op: Operation,
+        key: &Key,
+        bytes: &[u8],
+    ) -> Result<T> {
         self.codec.decode(bytes).map_err(|source| {
             Error::new(ErrorKind::Decode, self.store.backend(), op)
                 .with_key(key.as_str())

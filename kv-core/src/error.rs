@@ -77,6 +77,17 @@ pub enum ErrorKind {
     Config,
     /// Any other error reported by the backend or its driver.
     Backend,
+    /// [`increment`](crate::KvStore::increment) found a value that is not a
+    /// counter (a decimal 64-bit integer); nothing was written. Names the
+    /// key.
+    NotACounter,
+    /// [`increment`](crate::KvStore::increment) would take the counter
+    /// past `i64::MAX` or `i64::MIN`; nothing was written. Names the key.
+    Overflow,
+    /// A read-modify-write ([`Kv::update`](crate::Kv::update)) lost the race
+    /// on every attempt: other writers changed the key each time. Nothing
+    /// was written by the last attempt; try again later.
+    Conflict,
 }
 
 impl ErrorKind {
@@ -95,6 +106,9 @@ impl ErrorKind {
             ErrorKind::PermissionDenied => "permission denied",
             ErrorKind::Config => "configuration error",
             ErrorKind::Backend => "backend error",
+            ErrorKind::NotACounter => "not a counter",
+            ErrorKind::Overflow => "counter overflow",
+            ErrorKind::Conflict => "conflict",
         }
     }
 
@@ -120,6 +134,9 @@ impl ErrorKind {
             ErrorKind::PermissionDenied => "permission_denied",
             ErrorKind::Config => "config",
             ErrorKind::Backend => "backend",
+            ErrorKind::NotACounter => "not_a_counter",
+            ErrorKind::Overflow => "overflow",
+            ErrorKind::Conflict => "conflict",
         }
     }
 
@@ -165,6 +182,18 @@ pub enum Operation {
     WriteBatch,
     /// [`KvStore::compare_and_swap`](crate::KvStore::compare_and_swap).
     CompareAndSwap,
+    /// [`KvStore::get_versioned`](crate::KvStore::get_versioned).
+    GetVersioned,
+    /// [`KvStore::batch_get_versioned`](crate::KvStore::batch_get_versioned).
+    BatchGetVersioned,
+    /// [`KvStore::write_if`](crate::KvStore::write_if).
+    WriteIf,
+    /// [`KvStore::transact`](crate::KvStore::transact).
+    Transact,
+    /// [`KvStore::increment`](crate::KvStore::increment).
+    Increment,
+    /// [`Kv::update`](crate::Kv::update): the read-modify-write loop.
+    Update,
     /// [`KvStore::health`](crate::KvStore::health).
     Health,
     /// A backend's own maintenance (expiry purge, reindex).
@@ -188,6 +217,12 @@ impl Operation {
             Operation::BatchDelete => "batch_delete",
             Operation::WriteBatch => "write_batch",
             Operation::CompareAndSwap => "compare_and_swap",
+            Operation::GetVersioned => "get_versioned",
+            Operation::BatchGetVersioned => "batch_get_versioned",
+            Operation::WriteIf => "write_if",
+            Operation::Transact => "transact",
+            Operation::Increment => "increment",
+            Operation::Update => "update",
             Operation::Health => "health",
             Operation::Maintenance => "maintenance",
         }
@@ -210,6 +245,8 @@ impl Operation {
                 | Operation::BatchSet
                 | Operation::BatchDelete
                 | Operation::WriteBatch
+                | Operation::BatchGetVersioned
+                | Operation::Transact
         )
     }
 }

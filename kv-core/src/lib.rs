@@ -58,9 +58,13 @@ mod prefix;
 mod store;
 mod stored;
 mod support;
+mod txn;
 mod typed_batch;
+mod typed_txn;
 mod url;
 mod validate;
+mod version;
+mod versioned_client;
 
 pub use bytes::Bytes;
 
@@ -94,5 +98,9 @@ pub use options::{DEFAULT_LIST_LIMIT, ListOptions, MAX_LIST_LIMIT, MAX_TTL, Page
 pub use prefix::PrefixStore;
 pub use store::{Health, KvStore};
 pub use stored::Stored;
+pub use txn::{Check, Transaction, TxnOutcome};
 pub use typed_batch::Batch;
+pub use typed_txn::Txn;
 pub use url::{UrlParts, is_secret_param, lowercase_scheme, redact_url, url_secrets};
+pub use version::{Condition, Version, Versioned};
+pub use versioned_client::UPDATE_ATTEMPTS;

@@ -9,13 +9,16 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::backend::counter;
 use crate::batch::{Entry, WriteOp};
 use crate::capabilities::Capabilities;
 use crate::error::{Operation, Result};
 use crate::key::{Key, MAX_KEY_BYTES};
 use crate::options::{ListOptions, Page, SetOptions};
 use crate::store::{Health, KvStore};
-use crate::validate::Validator;
+use crate::txn::{Transaction, TxnOutcome};
+use crate::validate::{CheckedOp, Validator};
+use crate::version::{Version, Versioned};
 
 const BACKEND: &str = "memory";
 
@@ -100,11 +103,16 @@ struct State {
     /// Every key with a TTL, by expiry: lets a write purge expired entries
     /// in order, at a cost proportional to what it removes.
     expiries: BTreeSet<(Instant, Key)>,
+    /// The version the last write gave its key: each write takes the next,
+    /// so no version is ever given twice.
+    last_version: u64,
 }
 
 struct Slot {
     value: Bytes,
     expires_at: Option<Instant>,
+    /// Set from [`State::last_version`] by the write that stored it.
+    version: u64,
 }
 
 impl Slot {
@@ -119,6 +127,15 @@ impl State {
             .get(key)
             .filter(|slot| slot.is_live(now))
             .map(|slot| &slot.value)
+    }
+
+    fn live_slot(&self, key: &Key, now: Instant) -> Option<&Slot> {
+        self.map.get(key).filter(|slot| slot.is_live(now))
+    }
+
+    fn version(&self, key: &Key, now: Instant) -> Option<Version> {
+        self.live_slot(key, now)
+            .map(|slot| Version::from_u64(slot.version))
     }
 
     /// Removes up to [`PURGE_PER_WRITE`] entries expired at `now`, oldest
@@ -143,7 +160,16 @@ impl State {
         if let Some(at) = expires_at {
             self.expiries.insert((at, key.clone()));
         }
-        self.map.insert(key, Slot { value, expires_at });
+        self.last_version += 1;
+        let version = self.last_version;
+        self.map.insert(
+            key,
+            Slot {
+                value,
+                expires_at,
+                version,
+            },
+        );
     }
 
     /// Removes `key`; returns whether it was live at `now` (an expired
@@ -177,6 +203,9 @@ impl MemoryStore {
                 max_value_bytes: DEFAULT_MEMORY_MAX_VALUE_BYTES,
                 ttl: true,
                 cas: true,
+                versions: true,
+                transactions: true,
+                counters: true,
                 ordered_list: true,
                 snapshot_batch_get: true,
                 persistent: false,
@@ -373,6 +402,70 @@ impl KvStore for MemoryStore {
             }
         }
         Ok(true)
+    }
+
+    async fn batch_get_versioned(&self, keys: &[Key]) -> Result<Vec<Option<Versioned>>> {
+        self.validator
+            .versioned_keys(Operation::BatchGetVersioned, keys)?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let state = self.read();
+        let now = Instant::now();
+        Ok(keys
+            .iter()
+            .map(|key| {
+                state.live_slot(key, now).map(|slot| Versioned {
+                    value: slot.value.clone(),
+                    version: Version::from_u64(slot.version),
+                })
+            })
+            .collect())
+    }
+
+    async fn transact(&self, txn: &Transaction) -> Result<TxnOutcome> {
+        let (checks, writes) = self.validator.transaction(txn)?;
+        if txn.is_empty() {
+            return Ok(TxnOutcome::Committed);
+        }
+        let (mut state, now) = self.write();
+        let current: Vec<Option<Version>> = checks
+            .iter()
+            .map(|check| state.version(&check.key, now))
+            .collect();
+        let outcome = TxnOutcome::evaluate(checks, current.iter().map(Option::as_ref));
+        if outcome.is_committed() {
+            for write in writes {
+                match write {
+                    CheckedOp::Put(entry) => {
+                        state.put(entry.key.clone(), entry.value.clone(), entry.ttl, now);
+                    }
+                    CheckedOp::Delete(key) => {
+                        state.remove(key, now);
+                    }
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn increment(&self, key: &Key, delta: i64, options: SetOptions) -> Result<i64> {
+        let ttl = self.validator.increment(key, options)?;
+        let (mut state, now) = self.write();
+        let (current, expires_at) = match state.live_slot(key, now) {
+            Some(slot) => (Some(slot.value.clone()), Some(slot.expires_at)),
+            None => (None, None),
+        };
+        let next = self
+            .validator
+            .add_to_counter(key, current.as_deref(), delta)?;
+        // A new key takes the TTL asked for; an existing one keeps its own.
+        let ttl = match expires_at {
+            Some(at) => at.map(|at| at.saturating_duration_since(now)),
+            None => ttl,
+        };
+        state.put(key.clone(), counter::encode(next), ttl, now);
+        Ok(next)
     }
 
     async fn health(&self) -> Result<Health> {

@@ -11,6 +11,8 @@ use crate::error::{Error, ErrorKind, Operation, Result};
 use crate::key::{Key, MAX_KEY_BYTES};
 use crate::options::{ListOptions, Page, SetOptions};
 use crate::store::{Health, KvStore};
+use crate::txn::{Check, Transaction, TxnOutcome};
+use crate::version::{Condition, Versioned};
 
 /// A store whose keys are those of `inner` that start with a fixed prefix,
 /// with the prefix removed. [`Kv::namespace`](crate::Kv::namespace) uses it.
@@ -102,6 +104,7 @@ impl PrefixStore {
 }
 
 #[async_trait]
+#[deny(clippy::missing_trait_methods)]
 impl KvStore for PrefixStore {
     fn backend(&self) -> &'static str {
         self.inner.backend()
@@ -239,6 +242,58 @@ impl KvStore for PrefixStore {
         self.inner
             .compare_and_swap(&key, expected, new, options)
             .await
+    }
+
+    async fn get_versioned(&self, key: &Key) -> Result<Option<Versioned>> {
+        let key = self.full(Operation::GetVersioned, key)?;
+        self.inner.get_versioned(&key).await
+    }
+
+    async fn batch_get_versioned(&self, keys: &[Key]) -> Result<Vec<Option<Versioned>>> {
+        self.inner
+            .batch_get_versioned(&self.full_keys(Operation::BatchGetVersioned, keys)?)
+            .await
+    }
+
+    async fn write_if(
+        &self,
+        key: &Key,
+        condition: Condition,
+        new: Option<Bytes>,
+        options: SetOptions,
+    ) -> Result<bool> {
+        let key = self.full(Operation::WriteIf, key)?;
+        self.inner.write_if(&key, condition, new, options).await
+    }
+
+    async fn transact(&self, txn: &Transaction) -> Result<TxnOutcome> {
+        let op = Operation::Transact;
+        let checks = txn
+            .checks()
+            .iter()
+            .map(|c| {
+                Ok(Check {
+                    key: self.full(op, &c.key)?,
+                    condition: c.condition.clone(),
+                })
+            })
+            .collect::<Result<_>>()?;
+        let writes = txn
+            .writes()
+            .iter()
+            .map(|o| match o {
+                WriteOp::Put(entry) => self.full_entry(op, entry.clone()).map(WriteOp::Put),
+                WriteOp::Delete(key) => self.full(op, key).map(WriteOp::Delete),
+            })
+            .collect::<Result<_>>()?;
+        self.inner
+            .transact(&Transaction::from_parts(checks, writes))
+            .await
+    }
+
+    async fn increment(&self, key: &Key, delta: i64, options: SetOptions) -> Result<i64> {
+        let key = self.full(Operation::Increment, key)?;
+        self.inner.increment(&key, delta, options).await
     }
 
     async fn health(&self) -> Result<Health> {

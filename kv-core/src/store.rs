@@ -8,9 +8,11 @@ use bytes::Bytes;
 
 use crate::batch::{Entry, WriteOp};
 use crate::capabilities::Capabilities;
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Operation, Result};
 use crate::key::Key;
 use crate::options::{ListOptions, Page, SetOptions};
+use crate::txn::{Transaction, TxnOutcome};
+use crate::version::{Condition, Versioned};
 
 /// The outcome of [`KvStore::health`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,6 +218,127 @@ pub trait KvStore: Debug + Send + Sync + 'static {
         options: SetOptions,
     ) -> Result<bool>;
 
+    /// Reads one key with its [`Version`](crate::Version).
+    ///
+    /// # Behaviour
+    ///
+    /// - `Ok(None)` when the key is absent or expired.
+    /// - The default reads through
+    ///   [`batch_get_versioned`](Self::batch_get_versioned).
+    /// - `Unsupported` without [`versions`](Capabilities::versions).
+    async fn get_versioned(&self, key: &Key) -> Result<Option<Versioned>> {
+        let mut found = self
+            .batch_get_versioned(std::slice::from_ref(key))
+            .await
+            .map_err(|e| e.in_context(self.backend(), Operation::GetVersioned))?;
+        Ok(found.pop().flatten())
+    }
+
+    /// Reads many keys with their [`Version`](crate::Version)s in one native operation.
+    ///
+    /// # Behaviour
+    ///
+    /// - As [`batch_get`](Self::batch_get): aligned with the input, `None`
+    ///   for a missing or expired key, one snapshot when
+    ///   `snapshot_batch_get`, empty input without I/O.
+    /// - A version changes with every write to its key (even of the same
+    ///   bytes), never comes back after a delete, and survives a restart
+    ///   where the data does.
+    /// - `Unsupported` without [`versions`](Capabilities::versions) (the
+    ///   default).
+    async fn batch_get_versioned(&self, keys: &[Key]) -> Result<Vec<Option<Versioned>>> {
+        let _ = keys;
+        Err(unsupported(
+            self.backend(),
+            Operation::BatchGetVersioned,
+            "versions",
+        ))
+    }
+
+    /// Writes `new` (or deletes, when `None`) only if `key` meets
+    /// `condition`; returns whether it wrote.
+    ///
+    /// # Behaviour
+    ///
+    /// - Atomic against every other writer: the check and the write are
+    ///   one native operation.
+    /// - `Condition::Version(v)`: the key is present at version `v`;
+    ///   `Absent`: absent or expired; `Present`: present at any version.
+    /// - `new: Some` writes with `options.ttl` (none clears a TTL);
+    ///   `None` deletes.
+    /// - `false` when the condition does not hold: nothing changed.
+    /// - `Unsupported` without [`versions`](Capabilities::versions). The
+    ///   default runs a one-check [`transact`](Self::transact).
+    async fn write_if(
+        &self,
+        key: &Key,
+        condition: Condition,
+        new: Option<Bytes>,
+        options: SetOptions,
+    ) -> Result<bool> {
+        let txn = Transaction::new().check(key.clone(), condition);
+        let txn = match new {
+            Some(value) => txn.put(Entry {
+                key: key.clone(),
+                value,
+                ttl: options.ttl,
+            }),
+            None => txn.delete(key.clone()),
+        };
+        self.transact(&txn)
+            .await
+            .map(|outcome| outcome.is_committed())
+            .map_err(|e| e.in_context(self.backend(), Operation::WriteIf))
+    }
+
+    /// Applies a [`Transaction`] all or nothing: every check held and
+    /// every write landed, or nothing changed and the outcome lists the
+    /// checks that failed.
+    ///
+    /// # Behaviour
+    ///
+    /// - One native operation (see each backend's README).
+    /// - Validated whole first; more distinct keys (checked or written)
+    ///   than `max_batch_ops` is `BatchTooLarge` before any I/O.
+    /// - Writes apply as if in order (the last write to a key wins), with
+    ///   each put's TTL.
+    /// - A transaction without checks commits its writes atomically; an
+    ///   empty one commits without I/O.
+    /// - `Unsupported` without [`transactions`](Capabilities::transactions)
+    ///   (the default).
+    async fn transact(&self, txn: &Transaction) -> Result<TxnOutcome> {
+        let _ = txn;
+        Err(unsupported(
+            self.backend(),
+            Operation::Transact,
+            "multi-key transactions",
+        ))
+    }
+
+    /// Adds `delta` to the counter at `key` and returns the new value,
+    /// atomically under concurrency.
+    ///
+    /// # Behaviour
+    ///
+    /// - An absent or expired key counts as 0. A counter is stored as the
+    ///   decimal text of an `i64` ([`counter`](crate::backend::counter)),
+    ///   readable with the JSON codec as an integer.
+    /// - `options.ttl` applies when the increment creates the key; an
+    ///   existing key keeps its TTL (or having none): a fixed window.
+    /// - A value that is not a counter is `NotACounter`, a result past
+    ///   `i64`'s range is `Overflow`; both change nothing.
+    /// - `Unsupported` without [`counters`](Capabilities::counters) (the
+    ///   default).
+    async fn increment(&self, key: &Key, delta: i64, options: SetOptions) -> Result<i64> {
+        let _ = (delta, options);
+        Err(unsupported(self.backend(), Operation::Increment, "counters").with_key(key.as_str()))
+    }
+
     /// Makes one round trip to the server and reports its latency.
     async fn health(&self) -> Result<Health>;
+}
+
+fn unsupported(backend: &'static str, operation: Operation, what: &str) -> Error {
+    Error::new(ErrorKind::Unsupported, backend, operation)
+        .with_message(format!("this backend has no {what}"))
 }

@@ -9,11 +9,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::backend::counter;
 use crate::batch::{Entry, WriteOp};
 use crate::capabilities::Capabilities;
 use crate::error::{Error, ErrorKind, Operation, Result};
 use crate::key::{Key, prefix_successor, validate_prefix};
 use crate::options::{DEFAULT_LIST_LIMIT, ListOptions, MAX_LIST_LIMIT, MAX_TTL, SetOptions};
+use crate::txn::{Check, Transaction};
 
 /// Validates input against a backend's [`Capabilities`] before any I/O.
 ///
@@ -347,6 +349,143 @@ impl Validator {
         self.ttl(op, key, options.ttl)
     }
 
+    fn unsupported(&self, op: Operation, what: &str) -> Error {
+        self.error(ErrorKind::Unsupported, op)
+            .with_message(format!("this backend has no {what}"))
+    }
+
+    /// Checks a versioned read: the capability and the batch size.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Unsupported`] without
+    /// [`versions`](Capabilities::versions), [`ErrorKind::BatchTooLarge`].
+    pub fn versioned_keys(&self, op: Operation, keys: &[Key]) -> Result<()> {
+        if !self.caps.versions {
+            return Err(self.unsupported(op, "versions"));
+        }
+        self.check_batch_keys(op, keys)
+    }
+
+    /// Checks a `write_if`: the capability, the value's size and the TTL;
+    /// returns the rounded TTL.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Unsupported`] without
+    /// [`versions`](Capabilities::versions), [`ErrorKind::ValueTooLarge`],
+    /// [`ErrorKind::InvalidArgument`].
+    pub fn write_if(
+        &self,
+        key: &Key,
+        new: Option<&[u8]>,
+        options: SetOptions,
+    ) -> Result<Option<Duration>> {
+        let op = Operation::WriteIf;
+        if !self.caps.versions {
+            return Err(self.unsupported(op, "versions").with_key(key.as_str()));
+        }
+        match new {
+            Some(value) => {
+                self.value(op, key, value)?;
+                self.ttl(op, key, options.ttl)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Validates a whole [`Transaction`] before any I/O: the capability,
+    /// every write's value and TTL, and the number of distinct keys checked
+    /// or written against `max_batch_ops`. Returns the checks in their
+    /// order (failed checks are reported by position) and the writes as
+    /// [`Validator::write_ops_borrowed`] gives them: the last write to a
+    /// key wins, sorted by key.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Unsupported`] without
+    /// [`transactions`](Capabilities::transactions), the first invalid
+    /// write's error, [`ErrorKind::BatchTooLarge`].
+    pub fn transaction<'a>(
+        &self,
+        txn: &'a Transaction,
+    ) -> Result<(&'a [Check], Vec<CheckedOp<'a>>)> {
+        let op = Operation::Transact;
+        if !self.caps.transactions {
+            return Err(self.unsupported(op, "multi-key transactions"));
+        }
+        let writes = txn
+            .writes()
+            .iter()
+            .map(|w| match w {
+                WriteOp::Put(entry) => self.checked(op, entry).map(CheckedOp::Put),
+                WriteOp::Delete(key) => Ok(CheckedOp::Delete(key)),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let writes = last_per_key(writes, |w| w.key());
+        if let Some(max) = self.caps.max_batch_ops {
+            let mut keys: std::collections::BTreeSet<&Key> =
+                txn.checks().iter().map(|c| &c.key).collect();
+            keys.extend(writes.iter().map(|w| w.key()));
+            if keys.len() > max {
+                return Err(self
+                    .error(ErrorKind::BatchTooLarge, op)
+                    .with_message(format!(
+                        "{} distinct keys exceed this backend's atomic limit of {max}",
+                        keys.len()
+                    )));
+            }
+        }
+        Ok((txn.checks(), writes))
+    }
+
+    /// Checks an `increment`: the capability and the TTL; returns the
+    /// rounded TTL (applied only when the increment creates the key).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Unsupported`] without
+    /// [`counters`](Capabilities::counters), [`ErrorKind::InvalidArgument`].
+    pub fn increment(&self, key: &Key, options: SetOptions) -> Result<Option<Duration>> {
+        let op = Operation::Increment;
+        if !self.caps.counters {
+            return Err(self.unsupported(op, "counters").with_key(key.as_str()));
+        }
+        self.ttl(op, key, options.ttl)
+    }
+
+    /// Adds `delta` to the counter stored as `current` (`None`: absent,
+    /// which counts as 0), as [`KvStore::increment`](crate::KvStore::increment)
+    /// defines it, for backends that compute it themselves.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotACounter`] when `current` is not a decimal `i64`,
+    /// [`ErrorKind::Overflow`] past `i64`'s range, both naming the key.
+    pub fn add_to_counter(&self, key: &Key, current: Option<&[u8]>, delta: i64) -> Result<i64> {
+        let current = match current {
+            None => 0,
+            Some(bytes) => counter::parse(bytes).ok_or_else(|| self.not_a_counter(key))?,
+        };
+        current
+            .checked_add(delta)
+            .ok_or_else(|| self.overflow(key, current, delta))
+    }
+
+    /// The error of an increment over a value that is not a counter.
+    pub fn not_a_counter(&self, key: &Key) -> Error {
+        self.error(ErrorKind::NotACounter, Operation::Increment)
+            .with_key(key.as_str())
+            .with_message("the stored value is not a decimal 64-bit integer")
+    }
+
+    /// The error of an increment past `i64`'s range.
+    pub fn overflow(&self, key: &Key, current: i64, delta: i64) -> Error {
+        self.error(ErrorKind::Overflow, Operation::Increment)
+            .with_key(key.as_str())
+            .with_message(format!("{current} + {delta} overflows a 64-bit integer"))
+    }
+
     /// Validates a `list` request into a [`ListRange`].
     ///
     /// # Errors
@@ -419,6 +558,9 @@ mod tests {
             max_value_bytes: 4,
             ttl: true,
             cas: true,
+            versions: true,
+            transactions: true,
+            counters: true,
             ordered_list: true,
             snapshot_batch_get: true,
             persistent: false,

@@ -16,9 +16,9 @@ use tokio::time::Instant;
 use async_trait::async_trait;
 use bytes::Bytes;
 use kv_core::{
-    Capabilities, ConcurrencyLimitLayer, ConcurrencyLimitStore, Entry, Error, ErrorKind, Health,
-    Key, KvStore, Layer, ListOptions, MemoryStore, Operation, Page, Result, RetryLayer, SetOptions,
-    TimeoutLayer, WriteOp,
+    Capabilities, ConcurrencyLimitLayer, ConcurrencyLimitStore, Condition, Entry, Error, ErrorKind,
+    Health, Key, KvStore, Layer, ListOptions, MemoryStore, Operation, Page, Result, RetryLayer,
+    SetOptions, TimeoutLayer, Transaction, TxnOutcome, Versioned, WriteOp,
 };
 
 /// MemoryStore whose calls fail while `failures` lasts, with errors of
@@ -172,6 +172,28 @@ impl KvStore for Flaky {
         let call = self.inner.compare_and_swap(key, expected, new, options);
         self.run(Operation::CompareAndSwap, call).await
     }
+    async fn batch_get_versioned(&self, keys: &[Key]) -> Result<Vec<Option<Versioned>>> {
+        let call = self.inner.batch_get_versioned(keys);
+        self.run(Operation::BatchGetVersioned, call).await
+    }
+    async fn write_if(
+        &self,
+        key: &Key,
+        condition: Condition,
+        new: Option<Bytes>,
+        options: SetOptions,
+    ) -> Result<bool> {
+        let call = self.inner.write_if(key, condition, new, options);
+        self.run(Operation::WriteIf, call).await
+    }
+    async fn transact(&self, txn: &Transaction) -> Result<TxnOutcome> {
+        let call = self.inner.transact(txn);
+        self.run(Operation::Transact, call).await
+    }
+    async fn increment(&self, key: &Key, delta: i64, options: SetOptions) -> Result<i64> {
+        let call = self.inner.increment(key, delta, options);
+        self.run(Operation::Increment, call).await
+    }
     async fn health(&self) -> Result<Health> {
         self.run(Operation::Health, self.inner.health()).await
     }
@@ -297,6 +319,55 @@ async fn a_cas_whose_request_was_never_sent_is_retried() {
         .unwrap();
     assert!(swapped);
     assert_eq!(flaky.calls(), 3);
+}
+
+/// `write_if`, `transact` and `increment` that reached the store are not
+/// repeated: a repeat would check against its own write, or count twice.
+#[tokio::test(start_paused = true)]
+async fn conditional_writes_transactions_and_increments_that_reached_the_store_are_not_repeated() {
+    let mut flaky = Flaky::new(3, ErrorKind::Unavailable);
+    flaky.apply_then_fail = true;
+    let flaky = Arc::new(flaky);
+    let store = wrap(&flaky, quick_retry(5));
+    let options = SetOptions::default();
+    let err = store.increment(&key("n"), 1, options).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    assert_eq!(flaky.calls(), 1, "the increment was repeated");
+    assert_eq!(flaky.inner.get(&key("n")).await.unwrap(), Some("1".into()));
+    let err = store
+        .write_if(&key("lock"), Condition::Absent, Some("me".into()), options)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    assert_eq!(flaky.calls(), 2, "the conditional write was repeated");
+    let txn = Transaction::new()
+        .check_absent(key("a"))
+        .put(Entry::new(key("a"), "1"));
+    let err = store.transact(&txn).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    assert_eq!(flaky.calls(), 3, "the transaction was repeated");
+    assert_eq!(flaky.inner.get(&key("a")).await.unwrap(), Some("1".into()));
+    // Reads with versions are retried like any read.
+    let mut reads = Flaky::new(2, ErrorKind::Unavailable);
+    reads.apply_then_fail = true;
+    let reads = Arc::new(reads);
+    let store = wrap(&reads, quick_retry(5));
+    assert_eq!(store.get_versioned(&key("a")).await.unwrap(), None);
+    assert_eq!(reads.calls(), 3);
+}
+
+/// The same calls are retried when nothing was sent.
+#[tokio::test(start_paused = true)]
+async fn increments_whose_request_was_never_sent_are_retried() {
+    let mut flaky = Flaky::new(2, ErrorKind::Unavailable);
+    flaky.unsent = true;
+    let flaky = Arc::new(flaky);
+    let store = wrap(&flaky, quick_retry(5));
+    let n = store
+        .increment(&key("n"), 5, SetOptions::default())
+        .await
+        .unwrap();
+    assert_eq!((n, flaky.calls()), (5, 3));
 }
 
 #[tokio::test(start_paused = true)]

@@ -77,7 +77,7 @@ impl Layer for MetricsLayer {
 }
 
 /// The operations a store call can be.
-const OPERATIONS: [Operation; 12] = [
+const OPERATIONS: [Operation; 17] = [
     Operation::Get,
     Operation::Set,
     Operation::Delete,
@@ -89,6 +89,11 @@ const OPERATIONS: [Operation; 12] = [
     Operation::BatchDelete,
     Operation::WriteBatch,
     Operation::CompareAndSwap,
+    Operation::GetVersioned,
+    Operation::BatchGetVersioned,
+    Operation::WriteIf,
+    Operation::Transact,
+    Operation::Increment,
     Operation::Health,
 ];
 

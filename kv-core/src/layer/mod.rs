@@ -138,6 +138,7 @@ impl<'a> Call<'a> {
 macro_rules! layered_store {
     ($ty:ty, $mode:ident) => {
         #[$crate::backend::async_trait]
+        #[deny(clippy::missing_trait_methods)]
         impl $crate::KvStore for $ty {
             fn backend(&self) -> &'static str {
                 self.inner.backend()
@@ -239,6 +240,58 @@ macro_rules! layered_store {
                     layered_store!(@arg $mode, new),
                     options,
                 ))
+            }
+
+            async fn get_versioned(
+                &self,
+                key: &$crate::Key,
+            ) -> $crate::Result<Option<$crate::Versioned>> {
+                let call = $crate::layer::Call::key($crate::Operation::GetVersioned, key);
+                layered_store!(@run $mode, self, call, self.inner.get_versioned(key))
+            }
+
+            async fn batch_get_versioned(
+                &self,
+                keys: &[$crate::Key],
+            ) -> $crate::Result<Vec<Option<$crate::Versioned>>> {
+                let call =
+                    $crate::layer::Call::batch($crate::Operation::BatchGetVersioned, keys.len());
+                layered_store!(@run $mode, self, call, self.inner.batch_get_versioned(keys))
+            }
+
+            async fn write_if(
+                &self,
+                key: &$crate::Key,
+                condition: $crate::Condition,
+                new: Option<$crate::Bytes>,
+                options: $crate::SetOptions,
+            ) -> $crate::Result<bool> {
+                let call = $crate::layer::Call::key($crate::Operation::WriteIf, key);
+                layered_store!(@run $mode, self, call, self.inner.write_if(
+                    key,
+                    layered_store!(@arg $mode, condition),
+                    layered_store!(@arg $mode, new),
+                    options,
+                ))
+            }
+
+            async fn transact(
+                &self,
+                txn: &$crate::Transaction,
+            ) -> $crate::Result<$crate::TxnOutcome> {
+                let keys = txn.checks().len() + txn.writes().len();
+                let call = $crate::layer::Call::batch($crate::Operation::Transact, keys);
+                layered_store!(@run $mode, self, call, self.inner.transact(txn))
+            }
+
+            async fn increment(
+                &self,
+                key: &$crate::Key,
+                delta: i64,
+                options: $crate::SetOptions,
+            ) -> $crate::Result<i64> {
+                let call = $crate::layer::Call::key($crate::Operation::Increment, key);
+                layered_store!(@run $mode, self, call, self.inner.increment(key, delta, options))
             }
 
             async fn health(&self) -> $crate::Result<$crate::Health> {

@@ -33,6 +33,13 @@ use crate::store::KvStore;
 ///   write and report `false` for a swap that happened. It is retried only
 ///   when the error is marked [`request_unsent`](Error::request_unsent)
 ///   (the connection was refused, nothing was sent).
+/// - `write_if`, `transact` and `increment` likewise: a repeated
+///   conditional write or transaction would check against its own write
+///   and report a conflict for one that committed, and a repeated increment
+///   would count twice. After a temporary error once the request may have
+///   been sent, the caller gets the error: the write **may or may not**
+///   have happened (read to find out; an increment's answer is lost).
+///   The versioned reads are retried like any read.
 ///
 /// Each retry emits a `tracing` event (target `kv`, feature `tracing`) and
 /// increments the `kv_retries_total` counter (feature `metrics`), labelled
@@ -149,7 +156,10 @@ impl RetryStore {
 /// Whether a call that failed with `error` may be made again.
 fn may_repeat(operation: Operation, error: &Error) -> bool {
     match operation {
-        Operation::CompareAndSwap => error.is_temporary() && error.request_unsent(),
+        Operation::CompareAndSwap
+        | Operation::WriteIf
+        | Operation::Transact
+        | Operation::Increment => error.is_temporary() && error.request_unsent(),
         _ => error.is_temporary(),
     }
 }
