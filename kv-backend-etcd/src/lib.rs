@@ -9,6 +9,7 @@ mod error;
 mod lease;
 mod store;
 mod txn;
+mod versions;
 
 pub use config::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS,

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use etcd_client::proto::PbKeyValue;
 use etcd_client::{
     Client, Compare, CompareOp, DeleteOptions, GetOptions, KvClient, PutOptions, Txn, TxnOp,
     TxnResponse,
@@ -14,7 +15,8 @@ use etcd_client::{
 use kv_core::backend::Validator;
 use kv_core::backend::stamp::{self, now_millis};
 use kv_core::{
-    Capabilities, Entry, Key, KvStore, ListOptions, Operation, Page, Result, SetOptions, WriteOp,
+    Capabilities, Condition, Entry, Key, KvStore, ListOptions, Operation, Page, Result, SetOptions,
+    Transaction, TxnOutcome, Versioned, WriteOp,
 };
 
 use crate::config::EtcdConfig;
@@ -90,17 +92,17 @@ impl EtcdStore {
         Ok(resp.take_kvs().pop().map(|kv| kv.into_key_value().1))
     }
 
-    fn full_key(&self, key: &Key) -> Vec<u8> {
+    pub(crate) fn full_key(&self, key: &Key) -> Vec<u8> {
         txn::full_key(&self.prefix, key.as_str().as_bytes())
     }
 
-    /// One Txn of Ranges over the distinct `keys`, each found value read by
-    /// `decode(key, stored, now)`; the answer aligned with the input.
-    async fn read_distinct<T: Clone>(
+    /// One Txn of Ranges over the distinct `keys`, each found key-value
+    /// read by `decode(key, kv, now)`; the answer aligned with the input.
+    pub(crate) async fn read_kvs<T: Clone>(
         &self,
         op: Operation,
         keys: &[Key],
-        decode: impl Fn(&Key, Vec<u8>, u64) -> Result<Option<T>>,
+        decode: impl Fn(&Key, PbKeyValue, u64) -> Result<Option<T>>,
     ) -> Result<Vec<Option<T>>> {
         if keys.is_empty() {
             return Ok(Vec::new());
@@ -113,7 +115,8 @@ impl EtcdStore {
             .collect();
         let resp = self.txn(op, ops).await?;
         let now = now_millis();
-        let found = txn::range_values(resp)
+        let found = txn::range_kvs(resp)
+            .map(|kvs| kvs.and_then(|mut kvs| kvs.pop()))
             .zip(&distinct)
             .map(|(stored, key)| match stored {
                 Some(stored) => decode(key, stored, now),
@@ -153,7 +156,12 @@ impl EtcdStore {
     /// Fails with `BatchTooLarge` when a Txn putting `entries` and naming
     /// `keys` (reads or deletes) would exceed the server's
     /// `--max-request-bytes`.
-    fn check_request_bytes(&self, op: Operation, entries: &[&Entry], keys: &[&Key]) -> Result<()> {
+    pub(crate) fn check_request_bytes(
+        &self,
+        op: Operation,
+        entries: &[&Entry],
+        keys: &[&Key],
+    ) -> Result<()> {
         let bytes = TXN_OVERHEAD
             + entries
                 .iter()
@@ -189,7 +197,7 @@ impl EtcdStore {
     /// Runs a write that may name leases; when etcd no longer knows one of
     /// them (it rejects the whole request, so nothing was applied), forgets
     /// the cache and runs it once more with fresh leases.
-    async fn write<T, F, Fut>(&self, op: Operation, attempt: F) -> Result<T>
+    pub(crate) async fn write<T, F, Fut>(&self, op: Operation, attempt: F) -> Result<T>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
@@ -205,7 +213,7 @@ impl EtcdStore {
     }
 
     /// The Put of `entry` in kv's stored format, on the lease of its expiry.
-    async fn put_op(
+    pub(crate) async fn put_op(
         &self,
         entry: &Entry,
         now: u64,
@@ -369,8 +377,8 @@ impl KvStore for EtcdStore {
 
     async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>> {
         let op = Operation::BatchGet;
-        self.read_distinct(op, keys, |key, stored, now| {
-            txn::live_value(op, key.as_str(), stored, now)
+        self.read_kvs(op, keys, |key, kv, now| {
+            txn::live_value(op, key.as_str(), kv.value, now)
         })
         .await
     }
@@ -378,9 +386,9 @@ impl KvStore for EtcdStore {
     async fn batch_get_with_ttl(&self, keys: &[Key]) -> Result<Vec<Option<Entry>>> {
         let op = Operation::BatchGetWithTtl;
         // The stamp holds the expiry: the TTL comes with the value.
-        self.read_distinct(op, keys, |key, stored, now| {
+        self.read_kvs(op, keys, |key, kv, now| {
             Ok(
-                txn::live_value_with_ttl(op, key.as_str(), stored, now)?.map(|(value, ttl)| {
+                txn::live_value_with_ttl(op, key.as_str(), kv.value, now)?.map(|(value, ttl)| {
                     Entry {
                         key: key.clone(),
                         value,
@@ -517,6 +525,43 @@ impl KvStore for EtcdStore {
                     "the key changed under every one of {CAS_ATTEMPTS} attempts; try again"
                 )),
         )
+    }
+
+    async fn batch_get_versioned(&self, keys: &[Key]) -> Result<Vec<Option<Versioned>>> {
+        self.read_versioned(keys).await
+    }
+
+    async fn get_versioned(&self, key: &Key) -> Result<Option<Versioned>> {
+        let mut found = self.read_versioned(std::slice::from_ref(key)).await?;
+        Ok(found.pop().flatten())
+    }
+
+    async fn write_if(
+        &self,
+        key: &Key,
+        condition: Condition,
+        new: Option<Bytes>,
+        options: SetOptions,
+    ) -> Result<bool> {
+        let ttl = self.validator.write_if(key, new.as_deref(), options)?;
+        let txn = Transaction::new().check(key.clone(), condition);
+        let txn = match new {
+            Some(value) => txn.put(Entry {
+                key: key.clone(),
+                value,
+                ttl,
+            }),
+            None => txn.delete(key.clone()),
+        };
+        Ok(self.transact_txn(&txn).await?.is_committed())
+    }
+
+    async fn transact(&self, txn: &Transaction) -> Result<TxnOutcome> {
+        self.transact_txn(txn).await
+    }
+
+    async fn increment(&self, key: &Key, delta: i64, options: SetOptions) -> Result<i64> {
+        self.increment_counter(key, delta, options).await
     }
 
     async fn health(&self) -> Result<kv_core::Health> {

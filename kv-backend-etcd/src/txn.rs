@@ -108,12 +108,6 @@ pub(crate) fn range_kvs(resp: TxnResponse) -> impl Iterator<Item = Option<Vec<Pb
         })
 }
 
-/// The stored value each single-key Range of a Txn found (`None` where the
-/// key is absent), moved out of the response.
-pub(crate) fn range_values(resp: TxnResponse) -> impl Iterator<Item = Option<Vec<u8>>> {
-    range_kvs(resp).map(|kvs| kvs.and_then(|mut kvs| kvs.pop()).map(|kv| kv.value))
-}
-
 /// The answer to `keys` from the values of their sorted distinct keys:
 /// aligned with the input, a duplicate answered at each position.
 pub(crate) fn align<T: Clone>(

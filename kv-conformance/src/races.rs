@@ -101,6 +101,7 @@ pub async fn bank_transfers_keep_the_total(store: Arc<dyn KvStore>) {
     }
     let s = Space::new("race-bank");
     let report = run_bank(store.clone(), &s, Duration::from_secs(10), 8).await;
+    eprintln!("bank on {}: {report:?}", store.backend());
     assert!(report.committed > 0, "no transfer committed: {report:?}");
     assert!(
         report.checked_totals > 0,
