@@ -133,7 +133,7 @@ impl PostgresStoreBuilder {
         if config.create_table {
             sql::create_table(&pool, &table).await?;
         }
-        sql::check_table(&pool, &table).await?;
+        sql::check_table(&pool, &table, config.create_table).await?;
         let sql = Arc::new(Statements::new(&table));
         let purge_chunk = i64::from(config.purge_chunk.max(1));
         let purge = config.purge_interval().map(|every| {

@@ -9,6 +9,7 @@ mod error;
 mod rows;
 mod sql;
 mod store;
+mod versions;
 
 pub use config::{DEFAULT_TABLE, PostgresConfig};
 pub use connect::PostgresStoreBuilder;

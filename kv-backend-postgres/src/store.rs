@@ -9,10 +9,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use kv_core::backend::{PeriodicTask, TaskStatus, Validator};
 use kv_core::{
-    Capabilities, Entry, Health, Key, KvStore, ListOptions, MAX_KEY_BYTES, Operation, Page, Result,
-    SetOptions, WriteOp, prefix_successor_str,
+    Capabilities, Condition, Entry, Health, Key, KvStore, ListOptions, MAX_KEY_BYTES, Operation,
+    Page, Result, SetOptions, Transaction, TxnOutcome, Versioned, WriteOp, prefix_successor_str,
 };
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgPool, Postgres};
 
 use crate::config::{PostgresConfig, QualifiedTable};
 use crate::connect::PostgresStoreBuilder;
@@ -66,9 +66,9 @@ pub(crate) fn capabilities() -> Capabilities {
         max_value_bytes: MAX_VALUE_BYTES,
         ttl: true,
         cas: true,
-        versions: false,
-        transactions: false,
-        counters: false,
+        versions: true,
+        transactions: true,
+        counters: true,
         ordered_list: true,
         snapshot_batch_get: true,
         persistent: true,
@@ -143,7 +143,7 @@ impl PostgresStore {
 
     /// Runs a read; after a broken connection retries once (the pool tests
     /// connections before handing them out). Writes are never retried.
-    async fn read<T, F, Fut>(&self, op: Operation, run: F) -> Result<T>
+    pub(crate) async fn read<T, F, Fut>(&self, op: Operation, run: F) -> Result<T>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = sqlx::Result<T>>,
@@ -153,9 +153,9 @@ impl PostgresStore {
             .map_err(|e| map_sqlx_error(op, e))
     }
 
-    async fn upsert(
+    pub(crate) async fn upsert(
         &self,
-        exec: &mut Transaction<'_, Postgres>,
+        exec: &mut sqlx::Transaction<'_, Postgres>,
         entries: &[&Entry],
     ) -> sqlx::Result<()> {
         let c = Columns::of(entries);
@@ -170,7 +170,12 @@ impl PostgresStore {
 
     /// Upserts `puts` and deletes `deletes` atomically: one statement when
     /// they fit, else a transaction of chunks.
-    async fn write(&self, op: Operation, puts: &[&Entry], deletes: &[&str]) -> Result<()> {
+    pub(crate) async fn write(
+        &self,
+        op: Operation,
+        puts: &[&Entry],
+        deletes: &[&str],
+    ) -> Result<()> {
         let map = |e| map_sqlx_error(op, e);
         let chunks = chunks(puts);
         if chunks.len() == 1 {
@@ -485,6 +490,47 @@ impl KvStore for PostgresStore {
                 .rows_affected();
             Ok(rows == 1)
         })
+        .await
+    }
+
+    async fn batch_get_versioned(&self, keys: &[Key]) -> Result<Vec<Option<Versioned>>> {
+        self.timed(Operation::BatchGetVersioned, self.read_versioned(keys))
+            .await
+    }
+
+    async fn get_versioned(&self, key: &Key) -> Result<Option<Versioned>> {
+        let op = Operation::GetVersioned;
+        let mut found = self
+            .timed(op, self.read_versioned(std::slice::from_ref(key)))
+            .await
+            .map_err(|e| e.in_context(BACKEND, op))?;
+        Ok(found.pop().flatten())
+    }
+
+    async fn write_if(
+        &self,
+        key: &Key,
+        condition: Condition,
+        new: Option<Bytes>,
+        options: SetOptions,
+    ) -> Result<bool> {
+        self.timed(
+            Operation::WriteIf,
+            self.write_if_one(key, condition, new, options),
+        )
+        .await
+    }
+
+    async fn transact(&self, txn: &Transaction) -> Result<TxnOutcome> {
+        self.timed(Operation::Transact, self.transact_rows(txn))
+            .await
+    }
+
+    async fn increment(&self, key: &Key, delta: i64, options: SetOptions) -> Result<i64> {
+        self.timed(
+            Operation::Increment,
+            self.increment_row(key, delta, options),
+        )
         .await
     }
 

@@ -234,6 +234,71 @@ async fn a_table_of_another_shape_is_a_config_error() {
     assert_eq!(missing.await.unwrap_err().kind(), ErrorKind::Config);
 }
 
+/// A kv table made before versions existed gets its version column when
+/// the store may create tables (its rows update and version like any);
+/// without that right, connecting is a `Config` error naming the fix, and
+/// the table is left as it was.
+#[tokio::test]
+async fn a_table_from_before_versions_is_upgraded_or_refused() {
+    let Some(server) = kv_testkit::postgres().await else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(server.url()).await.unwrap();
+    let name = table("preversion");
+    sqlx::query(&format!(
+        "CREATE TABLE \"{name}\" (key text COLLATE \"C\" PRIMARY KEY, value bytea NOT NULL, \
+         expires_at timestamptz)"
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(&format!(
+        "INSERT INTO \"{name}\" VALUES ('old', '\\x3431', NULL)"
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let refused = PostgresStore::builder()
+        .pool(pool.clone())
+        .table(&name)
+        .create_table(false)
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::Config);
+    assert!(
+        refused.to_string().contains("ADD COLUMN version"),
+        "{refused}"
+    );
+    let columns: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM information_schema.columns WHERE table_name = $1")
+            .bind(&name)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(columns, 3, "a refused table is not altered");
+
+    let store = PostgresStore::builder()
+        .pool(pool.clone())
+        .table(&name)
+        .connect()
+        .await
+        .unwrap();
+    let old = key("old");
+    let read = store.get_versioned(&old).await.unwrap().unwrap();
+    assert_eq!(read.value, "41");
+    assert_eq!(
+        store
+            .increment(&old, 1, SetOptions::default())
+            .await
+            .unwrap(),
+        42
+    );
+    let now = store.get_versioned(&old).await.unwrap().unwrap();
+    assert_ne!(now.version, read.version);
+    drop_table(&pool, &name).await;
+}
+
 #[tokio::test]
 async fn an_existing_pool_and_a_schema_can_be_used() {
     let Some(server) = kv_testkit::postgres().await else {

@@ -30,6 +30,8 @@ async fn the_store_survives_a_restart_and_terminated_sessions() {
         .await
         .unwrap();
 
+    let before = store.get_versioned(&key("before")).await.unwrap().unwrap();
+
     // 1. The server restarts (fast shutdown; the data dir is kept).
     server.restart().expect("restart the local postgres");
     // The pool tests connections before use and reads retry once: the first
@@ -37,6 +39,20 @@ async fn the_store_survives_a_restart_and_terminated_sessions() {
     assert_eq!(
         store.get(&key("before")).await.unwrap().as_deref(),
         Some(&b"1"[..])
+    );
+    // The version survives the restart with the data, and still guards.
+    let after = store.get_versioned(&key("before")).await.unwrap().unwrap();
+    assert_eq!(after.version, before.version);
+    assert!(
+        store
+            .write_if(
+                &key("before"),
+                kv_core::Condition::Version(before.version),
+                Some("1b".into()),
+                SetOptions::default(),
+            )
+            .await
+            .unwrap()
     );
     store
         .set(&key("after"), "2".into(), SetOptions::default())
