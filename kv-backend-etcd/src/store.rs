@@ -544,15 +544,7 @@ impl KvStore for EtcdStore {
         options: SetOptions,
     ) -> Result<bool> {
         let ttl = self.validator.write_if(key, new.as_deref(), options)?;
-        let txn = Transaction::new().check(key.clone(), condition);
-        let txn = match new {
-            Some(value) => txn.put(Entry {
-                key: key.clone(),
-                value,
-                ttl,
-            }),
-            None => txn.delete(key.clone()),
-        };
+        let txn = Transaction::write_if(key, condition, new, ttl);
         Ok(self.transact_txn(&txn).await?.is_committed())
     }
 

@@ -220,9 +220,11 @@ pub(crate) fn capabilities(config: &MongoConfig, info: &ServerInfo) -> Capabilit
             .saturating_sub(MAX_KEY_BYTES + doc::STATEMENT_OVERHEAD),
         ttl: true,
         cas: true,
-        versions: false,
-        transactions: false,
-        counters: false,
+        versions: true,
+        // Multi-document transactions; single-document `write_if` is
+        // atomic everywhere.
+        transactions,
+        counters: true,
         ordered_list: true,
         snapshot_batch_get: info.snapshot_reads(),
         persistent: true,

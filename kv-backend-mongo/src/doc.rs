@@ -1,8 +1,13 @@
 //! kv's documents and the statements that write them.
 //!
 //! ```text
-//! {_id: <key string>, v: <binary value>, e: <expiry date>}   e absent without TTL
+//! {_id: <key string>, v: <binary value>, e: <expiry date>, r: <ObjectId>}
 //! ```
+//!
+//! `e` is absent without TTL. `r` is the document's version: a new
+//! ObjectId made by the client for every write (unique by construction:
+//! a timestamp, a per-process random value and a counter); a document
+//! written before kv had versions has none until its next write.
 //!
 //! Every read filters on `e: {$not: {$lte: now}}`, which matches a document
 //! without `e` or with `e` in the future: expiry is exact to the
@@ -13,8 +18,9 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use kv_core::{Entry, Key, Operation, Result};
+use kv_core::{Entry, Key, Operation, Result, Version};
 use mongodb::bson::spec::BinarySubtype;
+use mongodb::bson::oid::ObjectId;
 use mongodb::bson::{
     Bson, DateTime, Document, RawArrayBuf, RawBinaryRef, RawBsonRef, RawDocument, RawDocumentBuf,
     doc,
@@ -26,10 +32,15 @@ use crate::error::malformed;
 pub(crate) const VALUE: &str = "v";
 /// The field holding the expiry.
 pub(crate) const EXPIRES: &str = "e";
+/// The field holding the version.
+pub(crate) const VERSION: &str = "r";
+/// The field a transaction increments to take a write lock on a document
+/// it only checks (removed by the document's next write).
+pub(crate) const LOCK: &str = "l";
 
 /// The bytes a statement adds besides its key (twice: filter and
 /// replacement) and value: field names, type tags, lengths, the date.
-pub(crate) const STATEMENT_OVERHEAD: usize = 96;
+pub(crate) const STATEMENT_OVERHEAD: usize = 112;
 
 /// `e` for a TTL from `now` (Unix milliseconds).
 pub(crate) fn expiry(ttl: Duration, now: u64) -> DateTime {
@@ -65,7 +76,29 @@ pub(crate) fn stored(key: &str, value: &[u8], ttl: Option<Duration>, now: u64) -
     if let Some(ttl) = ttl {
         doc.append(EXPIRES, expiry(ttl, now));
     }
+    doc.append(VERSION, ObjectId::new());
     doc
+}
+
+/// The version of a document read with its `r` (an empty token without
+/// one).
+pub(crate) fn version_of(doc: &RawDocument) -> Version {
+    match doc.get(VERSION) {
+        Ok(Some(RawBsonRef::ObjectId(id))) => Version::from_bytes(id.bytes().to_vec()),
+        _ => Version::from_bytes(Bytes::new()),
+    }
+}
+
+/// The condition on `r` of a document at `version`; `None` for a token
+/// this backend never made (no document is at it).
+pub(crate) fn at_version(version: &Version) -> Option<Bson> {
+    match version.as_bytes().len() {
+        0 => Some(Bson::Document(doc! {"$exists": false})),
+        12 => <[u8; 12]>::try_from(version.as_bytes())
+            .ok()
+            .map(|b| Bson::ObjectId(ObjectId::from_bytes(b))),
+        _ => None,
+    }
 }
 
 /// `v` as generic binary.

@@ -10,6 +10,7 @@ mod error;
 mod store;
 mod topology;
 mod txn;
+mod versions;
 
 pub use config::{
     DEFAULT_COLLECTION, DEFAULT_DATABASE, DEFAULT_MAX_BATCH_OPS, DEFAULT_MAX_STATEMENTS,

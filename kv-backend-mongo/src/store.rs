@@ -10,8 +10,8 @@ use bytes::Bytes;
 use kv_core::backend::Validator;
 use kv_core::backend::stamp::now_millis;
 use kv_core::{
-    Capabilities, Entry, Key, KvStore, ListOptions, Operation, Page, Result, SetOptions, WriteOp,
-    prefix_successor_str,
+    Capabilities, Condition, Entry, Key, KvStore, ListOptions, Operation, Page, Result, SetOptions,
+    Transaction, TxnOutcome, Versioned, WriteOp, prefix_successor_str,
 };
 use mongodb::bson::{Document, RawDocument, RawDocumentBuf, doc};
 use mongodb::options::ReadConcern;
@@ -90,14 +90,14 @@ impl MongoStore {
         self.info.topology
     }
 
-    fn collection_name(&self) -> &str {
+    pub(crate) fn collection_name(&self) -> &str {
         self.config.collection_name()
     }
 
     /// The live documents of `distinct` keys, each read by `each(key,
     /// document, now)`, by key: one `find` (one snapshot where the server
     /// has snapshot reads), projected to `projection`.
-    async fn find_live<T>(
+    pub(crate) async fn find_live<T>(
         &self,
         op: Operation,
         distinct: &[&Key],
@@ -135,7 +135,7 @@ impl MongoStore {
 
     /// `update` commands upserting `entries`, cut at the statement and
     /// size limits.
-    fn update_commands(&self, entries: &[&Entry], now: u64) -> Vec<RawDocumentBuf> {
+    pub(crate) fn update_commands(&self, entries: &[&Entry], now: u64) -> Vec<RawDocumentBuf> {
         doc::chunks(
             entries.to_vec(),
             self.max_statements,
@@ -152,7 +152,7 @@ impl MongoStore {
 
     /// `delete` commands removing the documents of `keys` that `condition`
     /// on `e` (if any) matches, one statement per key.
-    fn delete_commands(
+    pub(crate) fn delete_commands(
         &self,
         op: Operation,
         keys: &[&Key],
@@ -179,7 +179,7 @@ impl MongoStore {
 
     /// One single-statement `update` outside any transaction; returns how
     /// many documents it matched or inserted. A duplicate key is `None`.
-    async fn update_one(
+    pub(crate) async fn update_one(
         &self,
         op: Operation,
         q: Document,
@@ -204,7 +204,7 @@ impl MongoStore {
     }
 }
 
-fn encode_error(
+pub(crate) fn encode_error(
     op: Operation,
     err: impl std::error::Error + Send + Sync + 'static,
 ) -> kv_core::Error {
@@ -504,6 +504,44 @@ impl KvStore for MongoStore {
             }
         })
         .await
+    }
+
+    async fn batch_get_versioned(&self, keys: &[Key]) -> Result<Vec<Option<Versioned>>> {
+        self.timed(Operation::BatchGetVersioned, self.read_versioned(keys))
+            .await
+    }
+
+    async fn get_versioned(&self, key: &Key) -> Result<Option<Versioned>> {
+        let op = Operation::GetVersioned;
+        let mut found = self
+            .timed(op, self.read_versioned(std::slice::from_ref(key)))
+            .await
+            .map_err(|e| e.in_context(BACKEND, op))?;
+        Ok(found.pop().flatten())
+    }
+
+    async fn write_if(
+        &self,
+        key: &Key,
+        condition: Condition,
+        new: Option<Bytes>,
+        options: SetOptions,
+    ) -> Result<bool> {
+        self.timed(
+            Operation::WriteIf,
+            self.write_if_doc(key, condition, new, options),
+        )
+        .await
+    }
+
+    async fn transact(&self, txn: &Transaction) -> Result<TxnOutcome> {
+        self.timed(Operation::Transact, self.transact_docs(txn))
+            .await
+    }
+
+    async fn increment(&self, key: &Key, delta: i64, options: SetOptions) -> Result<i64> {
+        self.timed(Operation::Increment, self.increment_doc(key, delta, options))
+            .await
     }
 
     async fn health(&self) -> Result<kv_core::Health> {

@@ -15,6 +15,7 @@ use rocksdb::{
 
 use crate::error::{BACKEND, map_rocksdb_error};
 use crate::open::TemporaryDir;
+use crate::versions::Versions;
 
 /// How many locks the key space is striped over.
 pub(crate) const STRIPES: usize = 64;
@@ -26,6 +27,7 @@ pub(crate) struct Inner {
     pub(crate) path: PathBuf,
     pub(crate) write: WriteOptions,
     pub(crate) stripes: Vec<Mutex<()>>,
+    pub(crate) versions: Versions,
     pub(crate) validator: Validator,
     pub(crate) _temporary: Option<TemporaryDir>,
 }
@@ -105,6 +107,48 @@ impl Inner {
             .map_err(|e| self.error(op, e))
     }
 
+    /// One `WriteBatch` of `ops` (a put where an entry is given, else a
+    /// delete), values in kv's stored format expiring from `now`, each put
+    /// with a new version. Room is reserved up front and every value is
+    /// encoded through one reused buffer: no allocation per value.
+    pub(crate) fn batch_of<'a>(
+        &self,
+        op: Operation,
+        ops: impl Iterator<Item = (&'a Key, Option<&'a Entry>)> + Clone,
+        now: u64,
+    ) -> Result<WriteBatch> {
+        // A record: tag, two varint lengths, the key, the header and value.
+        let (mut bytes, mut puts) = (0usize, 0u64);
+        for (key, put) in ops.clone() {
+            bytes += 16 + key.as_str().len() + put.map_or(0, |e| value::HEADER_MAX + e.value.len());
+            puts += u64::from(put.is_some());
+        }
+        let mut version = if puts == 0 {
+            0
+        } else {
+            self.versions.take(puts, &self.db, |e| self.error(op, e))?
+        };
+        let mut batch = WriteBatch::with_capacity_bytes(12 + bytes);
+        let mut scratch = Vec::new();
+        for (key, put) in ops {
+            match put {
+                Some(entry) => {
+                    value::encode_versioned_into(
+                        &mut scratch,
+                        &entry.value,
+                        entry.ttl,
+                        now,
+                        version,
+                    );
+                    version += 1;
+                    batch.put(key.as_bytes(), &scratch);
+                }
+                None => batch.delete(key.as_bytes()),
+            }
+        }
+        Ok(batch)
+    }
+
     pub(crate) fn write(&self, op: Operation, batch: WriteBatch) -> Result<()> {
         self.db
             .write_opt(batch, &self.write)
@@ -173,35 +217,6 @@ pub(crate) fn malformed(op: Operation, key: &str) -> Error {
     Error::new(ErrorKind::Backend, BACKEND, op)
         .with_key(key)
         .with_message("the stored value is not in kv's format (written by another program?)")
-}
-
-/// One `WriteBatch` of `ops` (a put where an entry is given, else a
-/// delete), values in kv's stored format expiring from `now`. Room is
-/// reserved up front and every value is encoded through one reused buffer:
-/// no allocation per value.
-pub(crate) fn write_batch_of<'a>(
-    ops: impl Iterator<Item = (&'a Key, Option<&'a Entry>)> + Clone,
-    now: u64,
-) -> WriteBatch {
-    // A record: tag, two varint lengths, the key, the header and value.
-    let bytes: usize = ops
-        .clone()
-        .map(|(key, put)| {
-            16 + key.as_str().len() + put.map_or(0, |e| value::HEADER_MAX + e.value.len())
-        })
-        .sum();
-    let mut batch = WriteBatch::with_capacity_bytes(12 + bytes);
-    let mut scratch = Vec::new();
-    for (key, put) in ops {
-        match put {
-            Some(entry) => {
-                value::encode_into(&mut scratch, &entry.value, entry.ttl, now);
-                batch.put(key.as_bytes(), &scratch);
-            }
-            None => batch.delete(key.as_bytes()),
-        }
-    }
-    batch
 }
 
 pub(crate) fn join_error(op: Operation, err: tokio::task::JoinError) -> Error {

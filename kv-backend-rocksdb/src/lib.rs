@@ -8,6 +8,7 @@ mod error;
 mod inner;
 mod open;
 mod store;
+mod versions;
 
 pub use config::{Compression, RocksDbConfig};
 pub use open::RocksDbStoreBuilder;

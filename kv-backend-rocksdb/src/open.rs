@@ -17,6 +17,7 @@ use crate::config::{Compression, RocksDbConfig};
 use crate::error::{BACKEND, map_rocksdb_error};
 use crate::inner::{Inner, STRIPES, join_error};
 use crate::store::{RocksDbStore, capabilities};
+use crate::versions::Versions;
 
 /// Removes a temporary database's directory when dropped.
 pub(crate) struct TemporaryDir(pub(crate) PathBuf);
@@ -86,6 +87,9 @@ impl RocksDbStoreBuilder {
             ColumnFamilyDescriptor::new(DEFAULT_COLUMN_FAMILY_NAME, options(config, &cache));
         let db = DB::open_cf_descriptors(&options(config, &cache), &config.path, [default])
             .map_err(|e| map_rocksdb_error(Operation::Connect, &config.path, e))?;
+        let versions = Versions::open(&db, |e| {
+            map_rocksdb_error(Operation::Connect, &config.path, e)
+        })?;
         let mut write = WriteOptions::default();
         write.set_sync(config.sync_writes);
         Ok(RocksDbStore {
@@ -94,6 +98,7 @@ impl RocksDbStoreBuilder {
                 path: config.path.clone(),
                 write,
                 stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+                versions,
                 validator: Validator::new(BACKEND, capabilities()),
                 _temporary: self.temporary.then(|| TemporaryDir(config.path.clone())),
             }),

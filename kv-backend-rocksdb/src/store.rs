@@ -8,15 +8,17 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use kv_core::backend::stamp::{self as value, now_millis};
+use kv_core::backend::{CheckedOp, counter};
 use kv_core::{
-    Capabilities, Entry, Health, Key, KvStore, ListOptions, MAX_KEY_BYTES, Operation, Page, Result,
-    SetOptions, WriteOp, prefix_successor,
+    Capabilities, Condition, Entry, Health, Key, KvStore, ListOptions, MAX_KEY_BYTES, Operation,
+    Page, Result, SetOptions, Transaction, TxnOutcome, Version, Versioned, WriteOp,
+    prefix_successor,
 };
 use rocksdb::{DB, Direction, IteratorMode, ReadOptions, WriteBatch};
 
 use crate::config::RocksDbConfig;
 use crate::error::BACKEND;
-use crate::inner::{Inner, KeyList, decoded, decoded_with_ttl, join_error, write_batch_of};
+use crate::inner::{Inner, KeyList, decoded, decoded_with_ttl, join_error, malformed};
 use crate::open::RocksDbStoreBuilder;
 
 /// The largest value: 256 MiB (values travel whole through a WriteBatch).
@@ -55,9 +57,9 @@ pub(crate) fn capabilities() -> Capabilities {
         max_value_bytes: MAX_VALUE_BYTES,
         ttl: true,
         cas: true,
-        versions: false,
-        transactions: false,
-        counters: false,
+        versions: true,
+        transactions: true,
+        counters: true,
         ordered_list: true,
         snapshot_batch_get: true,
         persistent: true,
@@ -200,8 +202,13 @@ impl KvStore for RocksDbStore {
         };
         self.run(Operation::Set, move |inner| {
             let _locks = inner.lock(std::iter::once(entry.key.as_bytes()));
-            let batch = write_batch_of(std::iter::once((&entry.key, Some(&entry))), now_millis());
-            inner.write(Operation::Set, batch)
+            let op = Operation::Set;
+            let batch = inner.batch_of(
+                op,
+                std::iter::once((&entry.key, Some(&entry))),
+                now_millis(),
+            )?;
+            inner.write(op, batch)
         })
         .await
     }
@@ -345,8 +352,10 @@ impl KvStore for RocksDbStore {
         }
         self.run(Operation::BatchSet, move |inner| {
             let _locks = inner.lock(entries.iter().map(|e| e.key.as_bytes()));
-            let batch = write_batch_of(entries.iter().map(|e| (&e.key, Some(e))), now_millis());
-            inner.write(Operation::BatchSet, batch)
+            let op = Operation::BatchSet;
+            let batch =
+                inner.batch_of(op, entries.iter().map(|e| (&e.key, Some(e))), now_millis())?;
+            inner.write(op, batch)
         })
         .await
     }
@@ -398,7 +407,8 @@ impl KvStore for RocksDbStore {
                 WriteOp::Put(entry) => (&entry.key, Some(entry)),
                 WriteOp::Delete(key) => (key, None),
             });
-            inner.write(Operation::WriteBatch, write_batch_of(changes, now_millis()))
+            let op = Operation::WriteBatch;
+            inner.write(op, inner.batch_of(op, changes, now_millis())?)
         })
         .await
     }
@@ -429,9 +439,139 @@ impl KvStore for RocksDbStore {
             });
             inner.write(
                 op,
-                write_batch_of(std::iter::once((&key, entry.as_ref())), now),
+                inner.batch_of(op, std::iter::once((&key, entry.as_ref())), now)?,
             )?;
             Ok(true)
+        })
+        .await
+    }
+
+    async fn batch_get_versioned(&self, keys: &[Key]) -> Result<Vec<Option<Versioned>>> {
+        let op = Operation::BatchGetVersioned;
+        self.inner.validator.versioned_keys(op, keys)?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = KeyList::new(keys);
+        self.run(op, move |inner| {
+            let now = now_millis();
+            let snapshot = inner.db.snapshot();
+            let mut read = ReadOptions::default();
+            read.set_snapshot(&snapshot);
+            keys.iter()
+                .zip(inner.multi_get(op, &keys, &read)?)
+                .map(|(key, stored)| match stored {
+                    Some(stored) => Ok(value::decode_versioned(&stored, now)
+                        .map_err(|_| malformed(op, key))?
+                        .map(|(value, _, version)| Versioned {
+                            value: Bytes::copy_from_slice(value),
+                            version: Version::from_u64(version),
+                        })),
+                    None => Ok(None),
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn get_versioned(&self, key: &Key) -> Result<Option<Versioned>> {
+        let mut found = self
+            .batch_get_versioned(std::slice::from_ref(key))
+            .await
+            .map_err(|e| e.in_context(BACKEND, Operation::GetVersioned))?;
+        Ok(found.pop().flatten())
+    }
+
+    async fn write_if(
+        &self,
+        key: &Key,
+        condition: Condition,
+        new: Option<Bytes>,
+        options: SetOptions,
+    ) -> Result<bool> {
+        let ttl = self
+            .inner
+            .validator
+            .write_if(key, new.as_deref(), options)?;
+        let txn = Transaction::write_if(key, condition, new, ttl);
+        Ok(self.transact(&txn).await?.is_committed())
+    }
+
+    async fn transact(&self, txn: &Transaction) -> Result<TxnOutcome> {
+        let op = Operation::Transact;
+        let (checks, writes) = self.inner.validator.transaction(txn)?;
+        if txn.is_empty() {
+            return Ok(TxnOutcome::Committed);
+        }
+        let checks = checks.to_vec();
+        let writes: Vec<(Key, Option<Entry>)> = writes
+            .iter()
+            .map(|w| match w {
+                CheckedOp::Put(e) => (
+                    e.key.clone(),
+                    Some(Entry {
+                        key: e.key.clone(),
+                        value: e.value.clone(),
+                        ttl: e.ttl,
+                    }),
+                ),
+                CheckedOp::Delete(key) => ((*key).clone(), None),
+            })
+            .collect();
+        self.run(op, move |inner| {
+            // Under the locks of every key checked or written, no other
+            // writer comes between the checks and the writes.
+            let _locks = inner.lock(
+                checks
+                    .iter()
+                    .map(|c| c.key.as_bytes())
+                    .chain(writes.iter().map(|(k, _)| k.as_bytes())),
+            );
+            let checked = KeyList::new(checks.iter().map(|c| &c.key));
+            let now = now_millis();
+            let current: Vec<Option<Version>> = inner
+                .multi_get(op, &checked, &ReadOptions::default())?
+                .iter()
+                .map(|stored| stored.as_deref().and_then(|s| version_of(s, now)))
+                .collect();
+            let outcome = TxnOutcome::evaluate(&checks, current.iter().map(Option::as_ref));
+            if outcome.is_committed() {
+                let changes = writes.iter().map(|(k, e)| (k, e.as_ref()));
+                inner.write(op, inner.batch_of(op, changes, now)?)?;
+            }
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn increment(&self, key: &Key, delta: i64, options: SetOptions) -> Result<i64> {
+        let op = Operation::Increment;
+        let ttl = self.inner.validator.increment(key, options)?;
+        let key = key.clone();
+        self.run(op, move |inner| {
+            let _locks = inner.lock(std::iter::once(key.as_bytes()));
+            let now = now_millis();
+            let stored = inner
+                .db
+                .get_pinned(key.as_bytes())
+                .map_err(|e| inner.error(op, e))?;
+            let (current, ttl) = match stored.as_deref().map(|s| value::decode_with_ttl(s, now)) {
+                Some(Ok(Some((value, left)))) => (Some(value), left),
+                Some(Ok(None)) | None => (None, ttl),
+                Some(Err(_)) => return Err(inner.validator.not_a_counter(&key)),
+            };
+            let next = inner.validator.add_to_counter(&key, current, delta)?;
+            let entry = Entry {
+                key: key.clone(),
+                value: counter::encode(next),
+                ttl,
+            };
+            drop(stored);
+            inner.write(
+                op,
+                inner.batch_of(op, std::iter::once((&key, Some(&entry))), now)?,
+            )?;
+            Ok(next)
         })
         .await
     }
@@ -450,5 +590,14 @@ impl KvStore for RocksDbStore {
             backend: BACKEND,
             latency: started.elapsed(),
         })
+    }
+}
+
+/// The version of a stored value as a check sees it (`None`: expired). A
+/// value kv cannot read is present, at a version no read returns.
+fn version_of(stored: &[u8], now: u64) -> Option<Version> {
+    match value::decode_versioned(stored, now) {
+        Ok(found) => found.map(|(_, _, version)| Version::from_u64(version)),
+        Err(_) => Some(Version::from_bytes(Bytes::new())),
     }
 }

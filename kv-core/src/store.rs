@@ -276,15 +276,7 @@ pub trait KvStore: Debug + Send + Sync + 'static {
         new: Option<Bytes>,
         options: SetOptions,
     ) -> Result<bool> {
-        let txn = Transaction::new().check(key.clone(), condition);
-        let txn = match new {
-            Some(value) => txn.put(Entry {
-                key: key.clone(),
-                value,
-                ttl: options.ttl,
-            }),
-            None => txn.delete(key.clone()),
-        };
+        let txn = Transaction::write_if(key, condition, new, options.ttl);
         self.transact(&txn)
             .await
             .map(|outcome| outcome.is_committed())

@@ -50,6 +50,26 @@ impl Transaction {
         Self::default()
     }
 
+    /// The one-key transaction of a
+    /// [`write_if`](crate::KvStore::write_if): `key` must meet `condition`;
+    /// then `new` is written with `ttl`, or the key deleted when `None`.
+    pub fn write_if(
+        key: &Key,
+        condition: Condition,
+        new: Option<Bytes>,
+        ttl: Option<Duration>,
+    ) -> Self {
+        let txn = Self::new().check(key.clone(), condition);
+        match new {
+            Some(value) => txn.put(Entry {
+                key: key.clone(),
+                value,
+                ttl,
+            }),
+            None => txn.delete(key.clone()),
+        }
+    }
+
     /// Adds a check.
     pub fn check(mut self, key: Key, condition: Condition) -> Self {
         self.checks.push(Check { key, condition });

@@ -3,9 +3,15 @@
 //! expiry, the value.
 //!
 //! ```text
-//! 0x00 value...                  no TTL
-//! 0x01 expires_at:u64be value... expires at that Unix time in milliseconds
+//! 0x00 value...                                  no TTL
+//! 0x01 expires_at:u64be value...                 expires at that Unix time in milliseconds
+//! 0x02 version:u64be value...                    no TTL, with a version
+//! 0x03 version:u64be expires_at:u64be value...   both
 //! ```
+//!
+//! The versioned forms are for a backend that keeps a [`Version`](crate::Version)
+//! with the value (RocksDB); one with versions of its own (etcd's
+//! revisions) writes the first two. Every function reads all four.
 //!
 //! The expiry is wall-clock time, so it survives restarts. Reads compare it
 //! with the clock and treat an expired value as absent; each backend
@@ -26,6 +32,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const PLAIN: u8 = 0;
 const EXPIRING: u8 = 1;
+const VERSIONED: u8 = 2;
+const VERSIONED_EXPIRING: u8 = 3;
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_millis() -> u64 {
@@ -34,8 +42,8 @@ pub fn now_millis() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// The longest header: the tag and an expiry.
-pub const HEADER_MAX: usize = 9;
+/// The longest header: the tag, a version and an expiry.
+pub const HEADER_MAX: usize = 17;
 
 /// Writes the stored form of `value`, expiring `ttl` from `now`, into `out`
 /// (cleared first, so one buffer serves a whole batch).
@@ -53,6 +61,91 @@ pub fn encode_into(out: &mut Vec<u8>, value: &[u8], ttl: Option<Duration>, now: 
     out.extend_from_slice(value);
 }
 
+/// Writes the stored form of `value` with `version`, expiring `ttl` from
+/// `now`, into `out` (cleared first).
+///
+/// ```
+/// use std::time::Duration;
+/// use kv_core::backend::stamp;
+///
+/// let mut stored = Vec::new();
+/// stamp::encode_versioned_into(&mut stored, b"v", Some(Duration::from_millis(5)), 1000, 7);
+/// assert_eq!(stamp::decode_versioned(&stored, 1004).unwrap(), Some((&b"v"[..], Some(Duration::from_millis(1)), 7)));
+/// assert_eq!(stamp::decode(&stored, 1004).unwrap(), Some(&b"v"[..]));
+/// assert_eq!(stamp::decode(&stored, 1005).unwrap(), None);
+/// ```
+pub fn encode_versioned_into(
+    out: &mut Vec<u8>,
+    value: &[u8],
+    ttl: Option<Duration>,
+    now: u64,
+    version: u64,
+) {
+    out.clear();
+    out.reserve(HEADER_MAX + value.len());
+    match ttl {
+        None => {
+            out.push(VERSIONED);
+            out.extend_from_slice(&version.to_be_bytes());
+        }
+        Some(ttl) => {
+            let at = now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+            out.push(VERSIONED_EXPIRING);
+            out.extend_from_slice(&version.to_be_bytes());
+            out.extend_from_slice(&at.to_be_bytes());
+        }
+    }
+    out.extend_from_slice(value);
+}
+
+/// The parts of a stored value: its version (`None` in the unversioned
+/// forms), its expiry, the value.
+type Parts<'a> = (Option<u64>, Option<u64>, &'a [u8]);
+
+fn parse(stored: &[u8]) -> Result<Parts<'_>, Malformed> {
+    fn word(bytes: &[u8]) -> Option<(u64, &[u8])> {
+        let (head, rest) = bytes.split_at_checked(8)?;
+        Some((u64::from_be_bytes(head.try_into().ok()?), rest))
+    }
+    let (&tag, rest) = stored.split_first().ok_or(Malformed)?;
+    match tag {
+        PLAIN => Ok((None, None, rest)),
+        EXPIRING => {
+            let (at, value) = word(rest).ok_or(Malformed)?;
+            Ok((None, Some(at), value))
+        }
+        VERSIONED => {
+            let (version, value) = word(rest).ok_or(Malformed)?;
+            Ok((Some(version), None, value))
+        }
+        VERSIONED_EXPIRING => {
+            let (version, rest) = word(rest).ok_or(Malformed)?;
+            let (at, value) = word(rest).ok_or(Malformed)?;
+            Ok((Some(version), Some(at), value))
+        }
+        _ => Err(Malformed),
+    }
+}
+
+/// A live versioned value: the value, its remaining time to live, its
+/// version (0 for a value stored without one).
+pub type LiveVersioned<'a> = (&'a [u8], Option<Duration>, u64);
+
+/// The live value in `stored` with its remaining TTL and version (0 when
+/// stored in an unversioned form), or `None` when it has expired at `now`.
+pub fn decode_versioned(stored: &[u8], now: u64) -> Result<Option<LiveVersioned<'_>>, Malformed> {
+    let (version, at, value) = parse(stored)?;
+    Ok(match at {
+        Some(at) if at <= now => None,
+        Some(at) => Some((
+            value,
+            Some(Duration::from_millis(at - now)),
+            version.unwrap_or(0),
+        )),
+        None => Some((value, None, version.unwrap_or(0))),
+    })
+}
+
 /// A stored value that is not in this format (written by another program,
 /// or corrupted).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,16 +153,7 @@ pub struct Malformed;
 
 /// The live value in `stored`, or `None` when it has expired at `now`.
 pub fn decode(stored: &[u8], now: u64) -> Result<Option<&[u8]>, Malformed> {
-    match stored.split_first() {
-        Some((&PLAIN, value)) => Ok(Some(value)),
-        Some((&EXPIRING, rest)) if rest.len() >= 8 => {
-            let (at, value) = rest.split_at(8);
-            let mut bytes = [0u8; 8];
-            bytes.copy_from_slice(at);
-            Ok((u64::from_be_bytes(bytes) > now).then_some(value))
-        }
-        _ => Err(Malformed),
-    }
+    Ok(decode_versioned(stored, now)?.map(|(value, _, _)| value))
 }
 
 /// A live stored value and its remaining time to live (`None`: no TTL).
@@ -89,17 +173,7 @@ pub type Live<'a> = (&'a [u8], Option<Duration>);
 /// assert_eq!((value, ttl), (&b"v"[..], Some(Duration::from_millis(40))));
 /// ```
 pub fn decode_with_ttl(stored: &[u8], now: u64) -> Result<Option<Live<'_>>, Malformed> {
-    match stored.split_first() {
-        Some((&PLAIN, value)) => Ok(Some((value, None))),
-        Some((&EXPIRING, rest)) if rest.len() >= 8 => {
-            let (at, value) = rest.split_at(8);
-            let mut bytes = [0u8; 8];
-            bytes.copy_from_slice(at);
-            let at = u64::from_be_bytes(bytes);
-            Ok((at > now).then(|| (value, Some(Duration::from_millis(at - now)))))
-        }
-        _ => Err(Malformed),
-    }
+    Ok(decode_versioned(stored, now)?.map(|(value, ttl, _)| (value, ttl)))
 }
 
 /// Whether a reaper may drop `stored` at `now`. Malformed
@@ -118,7 +192,13 @@ mod tests {
         encode_into(&mut plain, b"abc", None, 1000);
         assert_eq!(decode(&plain, u64::MAX).unwrap(), Some(&b"abc"[..]));
         encode_into(&mut expiring, b"", Some(Duration::from_millis(5)), 1000);
-        assert_eq!(expiring.len(), HEADER_MAX);
+        assert_eq!(expiring.len(), 9);
+        let mut both = Vec::new();
+        encode_versioned_into(&mut both, b"", Some(Duration::from_millis(5)), 1000, 3);
+        assert_eq!(both.len(), HEADER_MAX);
+        assert_eq!(decode_versioned(&both, 1004).unwrap().map(|v| v.2), Some(3));
+        assert!(expired(&both, 1005));
+        assert_eq!(decode_versioned(&plain, 0).unwrap().map(|v| v.2), Some(0));
         assert_eq!(decode(&expiring, 1004).unwrap(), Some(&b""[..]));
         assert_eq!(decode(&expiring, 1005).unwrap(), None);
         assert!(expired(&expiring, 1005) && !expired(&plain, u64::MAX));
@@ -139,7 +219,13 @@ mod tests {
 
     #[test]
     fn malformed_values_are_errors_and_never_dropped() {
-        for bad in [&b""[..], b"\x02x", b"\x01short"] {
+        for bad in [
+            &b""[..],
+            b"\x04x",
+            b"\x01short",
+            b"\x02short",
+            b"\x03\0\0\0\0\0\0\0\0short",
+        ] {
             assert!(decode(bad, 0).is_err() && decode_with_ttl(bad, 0).is_err());
             assert!(!expired(bad, u64::MAX));
         }
