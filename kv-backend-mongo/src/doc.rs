@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kv_core::{Entry, Key, Operation, Result, Version};
-use mongodb::bson::spec::BinarySubtype;
 use mongodb::bson::oid::ObjectId;
+use mongodb::bson::spec::BinarySubtype;
 use mongodb::bson::{
     Bson, DateTime, Document, RawArrayBuf, RawBinaryRef, RawBsonRef, RawDocument, RawDocumentBuf,
     doc,

@@ -540,8 +540,11 @@ impl KvStore for MongoStore {
     }
 
     async fn increment(&self, key: &Key, delta: i64, options: SetOptions) -> Result<i64> {
-        self.timed(Operation::Increment, self.increment_doc(key, delta, options))
-            .await
+        self.timed(
+            Operation::Increment,
+            self.increment_doc(key, delta, options),
+        )
+        .await
     }
 
     async fn health(&self) -> Result<kv_core::Health> {

@@ -56,12 +56,17 @@ impl MongoStore {
         }
         let distinct = self.validator.distinct_keys(op, keys)?;
         let found = self
-            .find_live(op, &distinct, doc! {VALUE: 1, VERSION: 1}, |key, current, _| {
-                Ok(Versioned {
-                    value: doc::value_of(op, key, current)?,
-                    version: doc::version_of(current),
-                })
-            })
+            .find_live(
+                op,
+                &distinct,
+                doc! {VALUE: 1, VERSION: 1},
+                |key, current, _| {
+                    Ok(Versioned {
+                        value: doc::value_of(op, key, current)?,
+                        version: doc::version_of(current),
+                    })
+                },
+            )
             .await?;
         Ok(keys
             .iter()
@@ -302,9 +307,10 @@ impl MongoStore {
         match reply_failure(&reply) {
             None => Ok(()),
             Some((112 | 251, _)) => Err(Failed::Transient),
-            Some(_) => Err(Failed::Final(reply_error(op, &reply).unwrap_or_else(|| {
-                Error::new(ErrorKind::Backend, BACKEND, op)
-            }))),
+            Some(_) => Err(Failed::Final(
+                reply_error(op, &reply)
+                    .unwrap_or_else(|| Error::new(ErrorKind::Backend, BACKEND, op)),
+            )),
         }
     }
 

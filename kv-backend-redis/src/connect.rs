@@ -16,6 +16,7 @@ use crate::error::{BACKEND, config_error, map_redis_error};
 use crate::index;
 use crate::scripts::Scripts;
 use crate::store::{RedisStore, capabilities};
+use crate::versions::VersionSource;
 
 /// Builds a [`RedisStore`].
 #[derive(Debug, Clone, Default)]
@@ -143,6 +144,7 @@ impl RedisStore {
             buckets,
             scripts,
             validator: Validator::new(BACKEND, capabilities(atomic)),
+            versions: Arc::new(VersionSource::new()),
             config: Arc::new(config),
             _purge: purge,
         })

@@ -54,6 +54,8 @@ pub(crate) struct Layout {
     pub(crate) index: Vec<u8>,
     /// The sorted set of keys with a TTL, scored by expiry (ms since epoch).
     pub(crate) expiries: Vec<u8>,
+    /// The hash of each key's version (members without the prefix).
+    pub(crate) versions: Vec<u8>,
 }
 
 impl Layout {
@@ -62,6 +64,7 @@ impl Layout {
             prefix: prefix.to_owned(),
             index: format!("\0kv:index\0{prefix}").into_bytes(),
             expiries: format!("\0kv:expiries\0{prefix}").into_bytes(),
+            versions: format!("\0kv:versions\0{prefix}").into_bytes(),
         }
     }
 
@@ -95,6 +98,34 @@ impl Layout {
             any = true;
         }
         any.then_some(zadd)
+    }
+
+    /// `HSET versions member version ...`.
+    pub(crate) fn versions_hset<'m>(
+        &self,
+        versions: impl ExactSizeIterator<Item = (&'m str, [u8; 16])> + Clone,
+    ) -> Cmd {
+        let bytes: usize = versions.clone().map(|(m, _)| m.len() + 16).sum();
+        let mut hset = sized_cmd("HSET", 1 + 2 * versions.len(), self.versions.len() + bytes);
+        hset.arg(&self.versions[..]);
+        for (member, version) in versions {
+            hset.arg(member).arg(&version[..]);
+        }
+        hset
+    }
+
+    /// `HDEL versions member ...`.
+    pub(crate) fn versions_hdel<'m>(
+        &self,
+        members: impl ExactSizeIterator<Item = &'m str> + Clone,
+    ) -> Cmd {
+        let bytes: usize = members.clone().map(str::len).sum();
+        let mut hdel = sized_cmd("HDEL", 1 + members.len(), self.versions.len() + bytes);
+        hdel.arg(&self.versions[..]);
+        for member in members {
+            hdel.arg(member);
+        }
+        hdel
     }
 
     /// `ZREM index member ...`.
@@ -203,6 +234,7 @@ async fn purge_bucket(
             .purge
             .key(&layout.index[..])
             .key(&layout.expiries[..])
+            .key(&layout.versions[..])
             .arg(now_millis())
             .arg(PURGE_CHUNK)
             .arg(&layout.prefix)

@@ -12,6 +12,7 @@ mod index;
 mod pipeline;
 mod scripts;
 mod store;
+mod versions;
 
 pub use config::{
     DEFAULT_CLUSTER_BUCKETS, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PURGE_INTERVAL,

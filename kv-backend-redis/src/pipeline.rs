@@ -13,6 +13,7 @@ use crate::conn::RedisConnection;
 use crate::error::{aborted_by_topology, map_redis_error};
 use crate::index::{DataKey, Layout, now_millis, sized_cmd};
 use crate::store::RedisStore;
+use crate::versions::VersionSource;
 
 /// How many times a MULTI/EXEC that a cluster aborted because its slot
 /// moved (see [`aborted_by_topology`]) is sent again, with pauses growing
@@ -136,7 +137,7 @@ impl RedisStore {
             .map(|(b, entries)| {
                 let mut pipe = redis::pipe();
                 pipe.atomic();
-                push_sets(self.buckets.get(b), &mut pipe, &entries);
+                push_sets(self.buckets.get(b), &mut pipe, &entries, &self.versions);
                 pipe
             })
             .collect())
@@ -165,7 +166,7 @@ impl RedisStore {
                     })
                     .collect();
                 if !puts.is_empty() {
-                    push_sets(layout, &mut pipe, &puts);
+                    push_sets(layout, &mut pipe, &puts, &self.versions);
                 }
                 let deletes: Vec<&Key> = ops
                     .iter()
@@ -185,9 +186,14 @@ impl RedisStore {
 
 /// Adds the writes of `entries` (all of `layout`'s bucket): one MSET for
 /// those without TTL (SET for a single one), SET PX for each with a TTL,
-/// one ZADD of all keys to the index and, when some have a TTL, one ZADD to
-/// the expiry schedule.
-pub(crate) fn push_sets(layout: &Layout, pipe: &mut Pipeline, entries: &[CheckedEntry<'_>]) {
+/// one ZADD of all keys to the index, one HSET of their new versions and,
+/// when some have a TTL, one ZADD to the expiry schedule.
+pub(crate) fn push_sets(
+    layout: &Layout,
+    pipe: &mut Pipeline,
+    entries: &[CheckedEntry<'_>],
+    versions: &VersionSource,
+) {
     let prefix = layout.prefix.len();
     let (mut plain, mut plain_bytes) = (0, 0);
     for entry in entries.iter().filter(|e| e.ttl.is_none()) {
@@ -214,6 +220,12 @@ pub(crate) fn push_sets(layout: &Layout, pipe: &mut Pipeline, entries: &[Checked
     }
     let members = entries.iter().map(|e| e.key.as_str());
     pipe.add_command(layout.index_zadd(members)).ignore();
+    let first = versions.take(entries.len());
+    let stamped = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.key.as_str(), VersionSource::token(first, i)));
+    pipe.add_command(layout.versions_hset(stamped)).ignore();
     if plain < entries.len() {
         let now = now_millis();
         let expiring = entries.iter().filter_map(|e| {
@@ -227,7 +239,8 @@ pub(crate) fn push_sets(layout: &Layout, pipe: &mut Pipeline, entries: &[Checked
 }
 
 /// Adds UNLINK of `keys` (all of `layout`'s bucket; its count a result of
-/// the pipeline when `counted`) and ZREM from the index.
+/// the pipeline when `counted`), ZREM from the index and HDEL of their
+/// versions.
 pub(crate) fn push_deletes(layout: &Layout, pipe: &mut Pipeline, keys: &[&Key], counted: bool) {
     pipe.add_command(RedisStore::data_keys_cmd(
         layout,
@@ -238,7 +251,9 @@ pub(crate) fn push_deletes(layout: &Layout, pipe: &mut Pipeline, keys: &[&Key], 
         pipe.ignore();
     }
     let members = keys.iter().map(|k| k.as_str());
-    pipe.add_command(layout.index_zrem(members)).ignore();
+    pipe.add_command(layout.index_zrem(members.clone()))
+        .ignore();
+    pipe.add_command(layout.versions_hdel(members)).ignore();
 }
 
 // A validated TTL in milliseconds (at most ten years, so it fits).

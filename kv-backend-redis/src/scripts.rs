@@ -3,11 +3,12 @@
 
 use redis::Script;
 
-/// Compare-and-swap, keeping the index (and the expiry schedule) in step.
+/// Compare-and-swap, keeping the index (and the expiry schedule) and the
+/// versions in step.
 ///
-/// KEYS: data key, index, expiry schedule. ARGV: member, has-expected
-/// (`1`/`0`), expected, has-new, new, PX milliseconds (`""` for none), the
-/// expiry's score (ms since the epoch).
+/// KEYS: data key, index, expiry schedule, versions. ARGV: member,
+/// has-expected (`1`/`0`), expected, has-new, new, PX milliseconds (`""`
+/// for none), the expiry's score (ms since the epoch), the new version.
 const CAS: &str = r"
 local current = redis.call('GET', KEYS[1])
 if ARGV[2] == '1' then
@@ -23,18 +24,108 @@ if ARGV[4] == '1' then
     redis.call('SET', KEYS[1], ARGV[5])
   end
   redis.call('ZADD', KEYS[2], 0, ARGV[1])
+  redis.call('HSET', KEYS[4], ARGV[1], ARGV[8])
 elseif current then
   redis.call('DEL', KEYS[1])
   redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('HDEL', KEYS[4], ARGV[1])
 end
 return 1
+";
+
+/// The writes of `write_if` and `transact`, shared by both scripts: puts
+/// (SET, index, schedule, version) and deletes (DEL, index, version).
+/// `w` is the first ARGV of the writes, `k` the first KEYS of their data
+/// keys; each write takes 6 ARGV: op (`p`/`d`), member, value, PX (`""`
+/// for none), the expiry's score, the new version.
+const APPLY: &str = r"
+local function apply(nwrites, w, k)
+  for i = 0, nwrites - 1 do
+    local a = w + 6 * i
+    local key = KEYS[k + i]
+    local member = ARGV[a + 1]
+    if ARGV[a] == 'p' then
+      if ARGV[a + 3] ~= '' then
+        redis.call('SET', key, ARGV[a + 2], 'PX', ARGV[a + 3])
+        redis.call('ZADD', KEYS[2], ARGV[a + 4], member)
+      else
+        redis.call('SET', key, ARGV[a + 2])
+      end
+      redis.call('ZADD', KEYS[1], 0, member)
+      redis.call('HSET', KEYS[3], member, ARGV[a + 5])
+    else
+      redis.call('DEL', key)
+      redis.call('ZREM', KEYS[1], member)
+      redis.call('HDEL', KEYS[3], member)
+    end
+  end
+end
+";
+
+/// Checks, then writes all or nothing: a transaction, or one `write_if`.
+///
+/// KEYS: index, expiry schedule, versions, then the data keys of the
+/// checks, then those of the writes. ARGV: the number of checks, the
+/// number of writes, then per check its member, its kind (`a` absent, `p`
+/// present, `v` at a version) and the version, then per write its 6
+/// arguments (see `APPLY`). Returns the (1-based) positions of the failed
+/// checks; empty when every check held and the writes were applied.
+const TRANSACT: &str = r"
+local nchecks = tonumber(ARGV[1])
+local nwrites = tonumber(ARGV[2])
+local failed = {}
+for i = 0, nchecks - 1 do
+  local a = 3 + 3 * i
+  local exists = redis.call('EXISTS', KEYS[4 + i]) == 1
+  local kind = ARGV[a + 1]
+  local held
+  if kind == 'a' then
+    held = not exists
+  elseif kind == 'p' then
+    held = exists
+  else
+    held = exists and (redis.call('HGET', KEYS[3], ARGV[a]) or '') == ARGV[a + 2]
+  end
+  if not held then failed[#failed + 1] = i + 1 end
+end
+if #failed == 0 then
+  apply(nwrites, 3 + 3 * nchecks, 4 + nchecks)
+end
+return failed
+";
+
+/// Adds to a counter with INCRBY (which keeps a TTL and refuses what is
+/// not a decimal 64-bit integer, or a sum past its range); a counter it
+/// creates gets the TTL asked for. Keeps the index, schedule and version
+/// in step.
+///
+/// KEYS: data key, index, expiry schedule, versions. ARGV: member, delta,
+/// PX for a new counter (`""` for none), its expiry's score, the new
+/// version. Returns `{1, the new value's text}`, or `{0, 'overflow' |
+/// 'not a counter'}` with nothing changed.
+const INCREMENT: &str = r"
+local created = redis.call('EXISTS', KEYS[1]) == 0
+local ok, failure = pcall(redis.call, 'INCRBY', KEYS[1], ARGV[2])
+if not ok then
+  local message = tostring(failure.err or failure)
+  if string.find(message, 'overflow', 1, true) then return {0, 'overflow'} end
+  return {0, 'not a counter'}
+end
+if created and ARGV[3] ~= '' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+end
+redis.call('ZADD', KEYS[2], 0, ARGV[1])
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[5])
+-- Lua numbers are doubles: the sum goes back as the stored text.
+return {1, redis.call('GET', KEYS[1])}
 ";
 
 /// One page of the index by lex range, skipping (and removing) members
 /// whose key no longer exists, reading on until the page is full.
 ///
-/// KEYS: index. ARGV: min, max (ZRANGE BYLEX syntax), how many to return,
-/// the data key prefix.
+/// KEYS: index, versions. ARGV: min, max (ZRANGE BYLEX syntax), how many
+/// to return, the data key prefix.
 const LIST: &str = r"
 local found = {}
 local min = ARGV[1]
@@ -47,6 +138,7 @@ while #found < want do
       found[#found + 1] = member
     else
       redis.call('ZREM', KEYS[1], member)
+      redis.call('HDEL', KEYS[2], member)
     end
   end
   min = '(' .. batch[#batch]
@@ -56,7 +148,7 @@ return found
 
 /// Drops index entries of expired keys, up to a bound per call.
 ///
-/// KEYS: index, expiry schedule. ARGV: now (ms since the epoch), the most
+/// KEYS: index, expiry schedule, versions. ARGV: now (ms since the epoch), the most
 /// entries to look at, the data key prefix. Returns {looked at, dropped}.
 const PURGE: &str = r"
 local due = redis.call('ZRANGE', KEYS[2], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[2]))
@@ -66,6 +158,7 @@ for _, member in ipairs(due) do
   if ttl == -2 then
     redis.call('ZREM', KEYS[1], member)
     redis.call('ZREM', KEYS[2], member)
+    redis.call('HDEL', KEYS[3], member)
     dropped = dropped + 1
   elseif ttl == -1 then
     redis.call('ZREM', KEYS[2], member)
@@ -82,6 +175,8 @@ pub(crate) struct Scripts {
     pub(crate) cas: Script,
     pub(crate) list: Script,
     pub(crate) purge: Script,
+    pub(crate) transact: Script,
+    pub(crate) increment: Script,
 }
 
 impl Scripts {
@@ -90,6 +185,8 @@ impl Scripts {
             cas: Script::new(CAS),
             list: Script::new(LIST),
             purge: Script::new(PURGE),
+            transact: Script::new(&format!("{APPLY}{TRANSACT}")),
+            increment: Script::new(INCREMENT),
         }
     }
 }

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use kv_core::backend::{CheckedEntry, PeriodicTask, Validator};
 use kv_core::{
-    Capabilities, Entry, ErrorKind, Key, KvStore, ListOptions, MAX_KEY_BYTES, Operation, Page,
-    Result, SetOptions, WriteOp, redact_url,
+    Capabilities, Condition, Entry, ErrorKind, Key, KvStore, ListOptions, MAX_KEY_BYTES, Operation,
+    Page, Result, SetOptions, Transaction, TxnOutcome, Versioned, WriteOp, redact_url,
 };
 use redis::Pipeline;
 
@@ -20,6 +20,7 @@ use crate::error::{BACKEND, map_redis_error};
 use crate::index::{self, FIRST_KEY, Layout, PurgeReport, ReindexReport, now_millis};
 use crate::pipeline::{entries_with_ttl, millis, push_deletes, push_sets};
 use crate::scripts::Scripts;
+use crate::versions::VersionSource;
 
 /// Redis's largest string value (`proto-max-bulk-len`): 512 MiB.
 pub const MAX_VALUE_BYTES: usize = 512 * 1024 * 1024;
@@ -55,6 +56,7 @@ pub struct RedisStore {
     pub(crate) buckets: Buckets,
     pub(crate) scripts: Scripts,
     pub(crate) validator: Validator,
+    pub(crate) versions: Arc<VersionSource>,
     pub(crate) config: Arc<RedisConfig>,
     pub(crate) _purge: Option<Arc<PeriodicTask>>,
 }
@@ -140,6 +142,7 @@ impl RedisStore {
                 scripts
                     .list
                     .key(&layout.index[..])
+                    .key(&layout.versions[..])
                     .arg(min)
                     .arg(max)
                     .arg(want)
@@ -165,9 +168,11 @@ pub(crate) fn capabilities(one_bucket: bool) -> Capabilities {
         max_value_bytes: MAX_VALUE_BYTES,
         ttl: true,
         cas: true,
-        versions: false,
-        transactions: false,
-        counters: false,
+        versions: true,
+        // A script touches one hash slot: keys spread over buckets cannot
+        // share one.
+        transactions: one_bucket,
+        counters: true,
         ordered_list: true,
         snapshot_batch_get: one_bucket,
         persistent: true,
@@ -214,7 +219,7 @@ impl KvStore for RedisStore {
         };
         let mut pipe = redis::pipe();
         pipe.atomic();
-        push_sets(self.buckets.of(key), &mut pipe, &[entry]);
+        push_sets(self.buckets.of(key), &mut pipe, &[entry], &self.versions);
         self.exec(Operation::Set, &pipe).await
     }
 
@@ -446,12 +451,14 @@ impl KvStore for RedisStore {
         let at = ttl.map_or(0, |t| now_millis().saturating_add(millis(t)));
         let flag = |present: bool| if present { "1" } else { "0" };
         let layout = self.buckets.of(key);
+        let version = VersionSource::token(self.versions.take(1), 0);
         let swapped: u64 = self
             .scripts
             .cas
             .key(layout.data_key(key))
             .key(&layout.index[..])
             .key(&layout.expiries[..])
+            .key(&layout.versions[..])
             .arg(key.as_str())
             .arg(flag(expected.is_some()))
             .arg(expected.as_deref().unwrap_or_default())
@@ -459,10 +466,41 @@ impl KvStore for RedisStore {
             .arg(new.as_deref().unwrap_or_default())
             .arg(px)
             .arg(at)
+            .arg(&version[..])
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(|e| map_redis_error(Operation::CompareAndSwap, e))?;
         Ok(swapped == 1)
+    }
+
+    async fn batch_get_versioned(&self, keys: &[Key]) -> Result<Vec<Option<Versioned>>> {
+        self.read_versioned(keys).await
+    }
+
+    async fn get_versioned(&self, key: &Key) -> Result<Option<Versioned>> {
+        let mut found = self
+            .read_versioned(std::slice::from_ref(key))
+            .await
+            .map_err(|e| e.in_context(BACKEND, Operation::GetVersioned))?;
+        Ok(found.pop().flatten())
+    }
+
+    async fn write_if(
+        &self,
+        key: &Key,
+        condition: Condition,
+        new: Option<Bytes>,
+        options: SetOptions,
+    ) -> Result<bool> {
+        self.write_if_one(key, condition, new, options).await
+    }
+
+    async fn transact(&self, txn: &Transaction) -> Result<TxnOutcome> {
+        self.transact_script(txn).await
+    }
+
+    async fn increment(&self, key: &Key, delta: i64, options: SetOptions) -> Result<i64> {
+        self.increment_script(key, delta, options).await
     }
 
     async fn health(&self) -> Result<kv_core::Health> {

@@ -76,8 +76,14 @@ async fn every_operation_maps_to_its_native_commands() {
     .await;
     assert_eq!(
         seen,
-        calls(&[("multi", 1), ("mset", 1), ("zadd", 1), ("exec", 1)]),
-        "batch_set"
+        calls(&[
+            ("multi", 1),
+            ("mset", 1),
+            ("zadd", 1),
+            ("hset", 1),
+            ("exec", 1)
+        ]),
+        "batch_set: the versions are one HSET"
     );
 
     // With TTLs: SET PX per expiring entry, MSET for the rest.
@@ -101,6 +107,7 @@ async fn every_operation_maps_to_its_native_commands() {
             ("mset", 1),
             ("set", 3),
             ("zadd", 2),
+            ("hset", 1),
             ("exec", 1)
         ]),
         "batch_set with TTLs"
@@ -136,11 +143,23 @@ async fn every_operation_maps_to_its_native_commands() {
             ("multi", 1),
             ("set", 1),
             ("zadd", 1),
+            ("hset", 1),
             ("unlink", 1),
             ("zrem", 1),
+            ("hdel", 1),
             ("exec", 1)
         ]),
         "write_batch"
+    );
+
+    let seen = count(&mut conn, async {
+        assert_eq!(store.batch_get_versioned(&keys).await.unwrap().len(), 100);
+    })
+    .await;
+    assert_eq!(
+        seen,
+        calls(&[("multi", 1), ("mget", 1), ("hmget", 1), ("exec", 1)]),
+        "batch_get_versioned: one transaction"
     );
 
     // Scripts are loaded on first use (EVALSHA, NOSCRIPT, SCRIPT LOAD,
@@ -197,13 +216,81 @@ async fn every_operation_maps_to_its_native_commands() {
         "scripts are loaded once: {seen:?}"
     );
 
+    // Warm the transaction and counter scripts up; then each call is one
+    // EVALSHA.
+    let counter = Key::new("native:counter").unwrap();
+    store
+        .increment(&counter, 1, SetOptions::default())
+        .await
+        .unwrap();
+    let warm = kv_core::Transaction::new().check_present(keys[4].clone());
+    assert!(store.transact(&warm).await.unwrap().is_committed());
     let seen = count(&mut conn, async {
-        assert_eq!(store.batch_delete(&keys).await.unwrap(), 99)
+        let n = store.increment(&counter, 1, SetOptions::default());
+        assert_eq!(n.await.unwrap(), 2);
+    })
+    .await;
+    assert_eq!(
+        (
+            seen.get("evalsha"),
+            seen.get("script|load"),
+            seen.get("multi")
+        ),
+        (Some(&1), None, None),
+        "increment is one script call: {seen:?}"
+    );
+    let seen = count(&mut conn, async {
+        let txn = kv_core::Transaction::new()
+            .check_present(keys[4].clone())
+            .check_present(keys[5].clone())
+            .put(Entry::new(keys[4].clone(), "a"))
+            .delete(keys[5].clone());
+        assert!(store.transact(&txn).await.unwrap().is_committed());
+    })
+    .await;
+    assert_eq!(
+        (
+            seen.get("evalsha"),
+            seen.get("script|load"),
+            seen.get("multi")
+        ),
+        (Some(&1), None, None),
+        "transact is one script call: {seen:?}"
+    );
+    let seen = count(&mut conn, async {
+        let written = store.write_if(
+            &keys[4],
+            kv_core::Condition::Present,
+            Some("b".into()),
+            SetOptions::default(),
+        );
+        assert!(written.await.unwrap());
+    })
+    .await;
+    assert_eq!(
+        (
+            seen.get("evalsha"),
+            seen.get("script|load"),
+            seen.get("multi")
+        ),
+        (Some(&1), None, None),
+        "write_if is one script call: {seen:?}"
+    );
+    store.delete(&counter).await.unwrap();
+
+    let seen = count(&mut conn, async {
+        assert_eq!(store.batch_delete(&keys).await.unwrap(), 98)
     })
     .await;
     assert_eq!(
         seen,
-        calls(&[("multi", 1), ("unlink", 1), ("zrem", 1), ("exec", 1)]),
+        calls(&[
+            ("multi", 1),
+            ("unlink", 1),
+            ("zrem", 1),
+            ("hdel", 1),
+            ("exec", 1)
+        ]),
         "batch_delete"
     );
 
