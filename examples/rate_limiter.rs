@@ -1,6 +1,6 @@
-//! Two compare-and-swap patterns: a rate limiter (a counter per time
-//! window that no two callers can both increment from the same value) and
-//! a lock with a TTL (released by its owner, or by time if the owner dies).
+//! A rate limiter on an atomic counter (one per time window, which expires
+//! with its window) and a lock with a TTL (released by its owner, or by
+//! time if the owner dies).
 //!
 //! ```text
 //! cargo run --example rate_limiter                             # memory://
@@ -22,29 +22,16 @@ struct RateLimiter {
 impl RateLimiter {
     /// Counts one call made at `now` (an application passes
     /// `SystemTime::now()`); `false` when the user is over the limit in
-    /// `now`'s window. Reads the window's counter and swaps in the next
-    /// value; when another caller got there first the swap fails, and this
-    /// one reads again.
+    /// `now`'s window. One atomic increment of the window's counter: the
+    /// counter is created with a TTL (it outlives its window a little,
+    /// then expires), and later increments keep that TTL. A call over the
+    /// limit still counts, which is what a fixed window does.
     async fn allow(&self, user: &str, now: SystemTime) -> kv::Result<bool> {
         let now = now.duration_since(UNIX_EPOCH).unwrap_or_default();
         let window = now.as_millis() / self.window.as_millis().max(1);
         let key = format!("{user}:{window}");
-        loop {
-            let current = self.kv.get_stored::<u32>(&key).await?;
-            let used = current.as_ref().map_or(0, |c| *c.value());
-            if used >= self.limit {
-                return Ok(false);
-            }
-            // The counter outlives its window a little, then expires.
-            let ttl = self.window * 2;
-            if self
-                .kv
-                .compare_and_swap_stored_with_ttl(&key, current.as_ref(), Some(&(used + 1)), ttl)
-                .await?
-            {
-                return Ok(true);
-            }
-        }
+        let calls = self.kv.increment_with_ttl(&key, 1, self.window * 2).await?;
+        Ok(calls <= i64::from(self.limit))
     }
 }
 
@@ -66,8 +53,9 @@ async fn main() -> kv::Result<()> {
         .nth(1)
         .unwrap_or_else(|| "memory://".to_owned());
     let kv = kv::connect(&url).await?;
-    if !kv.capabilities().cas || !kv.capabilities().ttl {
-        println!("{} has no CAS or TTL", kv.store().backend());
+    let caps = kv.capabilities();
+    if !caps.counters || !caps.cas || !caps.ttl {
+        println!("{} has no counters, CAS or TTL", kv.store().backend());
         return Ok(());
     }
 

@@ -1,6 +1,6 @@
 //! A session store with TTL: a session expires by itself, each request
 //! slides its expiry forward, logout removes it. Runs on any backend with
-//! TTL and compare-and-swap.
+//! TTL and versions (conditional writes).
 //!
 //! ```text
 //! cargo run --example session_store                            # memory://
@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use kv::{Key, Kv};
+use kv::{Condition, Key, Kv};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,9 +32,8 @@ impl Sessions {
         })
     }
 
-    /// Creates a session under a new random id. The compare-and-swap
-    /// writes only if the id is free, so a colliding id never overwrites
-    /// another user's session.
+    /// Creates a session under a new random id, written only if the id is
+    /// free, so a colliding id never overwrites another user's session.
     async fn login(&self, user: &str, roles: &[&str]) -> kv::Result<String> {
         let session = Session {
             user: user.to_owned(),
@@ -44,7 +43,7 @@ impl Sessions {
             let id = new_id();
             let created = self
                 .kv
-                .compare_and_swap_with_ttl(&id, None, Some(&session), self.ttl)
+                .set_if_with_ttl(&id, Condition::Absent, &session, self.ttl)
                 .await?;
             if created {
                 return Ok(id);
@@ -52,18 +51,18 @@ impl Sessions {
         }
     }
 
-    /// The session, its expiry pushed `ttl` ahead. The swap only succeeds
-    /// while the session is still the one read, so a session logged out
-    /// meanwhile is not brought back.
+    /// The session, its expiry pushed `ttl` ahead. The write only happens
+    /// while the session is still at the version read, so a session logged
+    /// out (or replaced) meanwhile is not brought back.
     async fn touch(&self, id: &str) -> kv::Result<Option<Session>> {
-        let Some(session) = self.kv.get_stored::<Session>(id).await? else {
+        let Some(read) = self.kv.get_versioned::<Session>(id).await? else {
             return Ok(None); // expired, logged out, or never existed
         };
         let still_there = self
             .kv
-            .compare_and_swap_stored_with_ttl(id, Some(&session), Some(session.value()), self.ttl)
+            .set_if_with_ttl(id, Condition::Version(read.version), &read.value, self.ttl)
             .await?;
-        Ok(still_there.then(|| session.into_value()))
+        Ok(still_there.then_some(read.value))
     }
 
     /// How long the session has left, read with its value in one round trip.
@@ -100,9 +99,9 @@ async fn main() -> kv::Result<()> {
     kv::hide_keys_in_errors(true);
     let kv = kv::connect(&url).await?;
     let caps = kv.capabilities();
-    if !caps.ttl || !caps.cas {
+    if !caps.ttl || !caps.versions {
         println!(
-            "{} has no TTL or CAS: sessions need both",
+            "{} has no TTL or versions: sessions need both",
             kv.store().backend()
         );
         return Ok(());

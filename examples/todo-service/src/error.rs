@@ -56,6 +56,8 @@ impl From<kv::Error> for ApiError {
             ErrorKind::InvalidKey | ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
             ErrorKind::ValueTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::Unavailable | ErrorKind::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            // Other writers changed the todo during every attempt.
+            ErrorKind::Conflict => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         // kv's messages name the backend, the operation and the key, never

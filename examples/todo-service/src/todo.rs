@@ -34,24 +34,23 @@ impl Todo {
         })
     }
 
-    /// This todo with the given fields replaced.
-    ///
-    /// # Errors
-    ///
-    /// As [`Todo::new`] for the title.
-    pub fn changed(&self, title: Option<String>, done: Option<bool>) -> Result<Todo, ApiError> {
-        Ok(Todo {
-            id: self.id.clone(),
-            title: match title {
-                Some(title) => checked_title(title)?,
-                None => self.title.clone(),
-            },
+    /// This todo with the given fields replaced (a title checked with
+    /// [`checked_title`]).
+    pub fn changed(self, title: Option<String>, done: Option<bool>) -> Todo {
+        Todo {
+            id: self.id,
+            title: title.unwrap_or(self.title),
             done: done.unwrap_or(self.done),
-        })
+        }
     }
 }
 
-fn checked_title(title: String) -> Result<String, ApiError> {
+/// `title` trimmed, or the error for an empty or too long one.
+///
+/// # Errors
+///
+/// `400` for an empty title or one over the limit.
+pub fn checked_title(title: String) -> Result<String, ApiError> {
     let trimmed = title.trim();
     if trimmed.is_empty() || trimmed.chars().count() > MAX_TITLE {
         return Err(ApiError::invalid(format!(
