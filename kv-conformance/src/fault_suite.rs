@@ -1,6 +1,6 @@
 //! The fault tests of a network backend, written once. A backend says how
 //! to reach its test server by implementing [`FaultTarget`], and
-//! [`fault_suite!`](macro@crate::fault_suite) expands to its four tests:
+//! [`fault_suite!`](macro@crate::fault_suite) expands to its five tests:
 //!
 //! - 1,000 connections cut mid-request or mid-answer
 //!   ([`faults::cuts_leave_no_partial_batch`]);
@@ -8,7 +8,10 @@
 //! - a refused port and a silent server fail `connect` fast
 //!   ([`faults::connect_fails_fast`]);
 //! - 64 tasks of mixed load lose no write
-//!   ([`load::mixed_load_loses_no_write`]).
+//!   ([`load::mixed_load_loses_no_write`]);
+//! - increments whose answers are lost are never counted twice, and the
+//!   bank test's transfers keep the total while connections are cut
+//!   ([`transactions`]).
 //!
 //! ```ignore
 //! struct Redis;
@@ -27,7 +30,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kv_core::{Key, KvStore};
+use kv_core::{Key, KvStore, Layer, RetryLayer, SetOptions};
 use kv_testkit::FaultProxy;
 
 use crate::faults::{self, CutReport};
@@ -183,7 +186,111 @@ pub async fn load<T: FaultTarget>() {
     println!("{} load: {report}", T::NAME);
 }
 
-/// The four fault tests of a [`FaultTarget`], as `#[tokio::test]`s in the
+/// Increments and transactions through a proxy that cuts connections:
+///
+/// - 200 increments through the retry layer, every other one losing its
+///   answer (the server applied it; the client sees a temporary error),
+///   after 8 that measure a request's size:
+///   no answered value repeats, and the counter ends between the answered
+///   count and that plus the ambiguous ones, never above: no increment was
+///   sent twice.
+/// - The bank test for 10 s ([`races`](crate::races)) while every open
+///   connection is dropped every 20 to 80 ms: every consistent read during
+///   the run and the end state show the same total, so no transfer was
+///   half applied.
+pub async fn transactions<T: FaultTarget>() {
+    let Some(address) = T::server().await else {
+        return;
+    };
+    let direct = T::connect(&address, Timeouts::default()).await.unwrap();
+    let caps = direct.capabilities();
+    let proxy = Arc::new(FaultProxy::start(&address).await.unwrap());
+    let through = T::connect(&T::through(&proxy, &address), Timeouts::default())
+        .await
+        .unwrap();
+    if caps.counters {
+        let retrying = RetryLayer::new().layer(through.clone());
+        let key = Key::new(format!("faults/incr/{}", kv_testkit::seed())).unwrap();
+        direct.delete(&key).await.unwrap();
+        let (mut answered, mut ambiguous) = (std::collections::BTreeSet::new(), 0u64);
+        // The bytes one increment sends (the least of 8: a first call on a
+        // connection may prepare a statement or load a script): a cut of
+        // the answer to the request carrying its last byte falls on the
+        // increment itself, past any liveness ping a pool sends first.
+        let mut size = u64::MAX;
+        for _ in 0..8 {
+            let before = proxy.client_bytes();
+            let value = through
+                .increment(&key, 1, SetOptions::default())
+                .await
+                .unwrap();
+            answered.insert(value);
+            size = size.min(proxy.client_bytes() - before);
+        }
+        for i in 0..200 {
+            if i % 2 == 0 {
+                proxy.cut_answer_after(size.saturating_sub(1));
+            }
+            match retrying.increment(&key, 1, SetOptions::default()).await {
+                Ok(value) => assert!(answered.insert(value), "{value} was answered twice"),
+                Err(e) => {
+                    assert!(e.is_temporary(), "a cut must be a temporary error: {e}");
+                    ambiguous += 1;
+                }
+            }
+            proxy.disarm();
+        }
+        let stored = direct.get(&key).await.unwrap().unwrap_or_default();
+        let end: u64 = std::str::from_utf8(&stored).unwrap().parse().unwrap();
+        let answered_count = answered.len() as u64;
+        println!(
+            "{}: 208 increments through the retry layer, 100 with their answer cut: \
+             {answered_count} answered, {ambiguous} ambiguous, counter at {end}",
+            T::NAME
+        );
+        assert!(
+            (answered_count..=answered_count + ambiguous).contains(&end),
+            "the counter ({end}) must lie between the answered increments \
+             ({answered_count}) and those plus the ambiguous ones ({ambiguous})"
+        );
+        direct.delete(&key).await.unwrap();
+    }
+    if caps.transactions {
+        let s = crate::support::Space::new("faults-bank");
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let cutter = {
+            let (proxy, stop) = (proxy.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut drops = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(fastrand::u64(20..80))).await;
+                    proxy.drop_connections();
+                    drops += 1;
+                }
+                drops
+            })
+        };
+        let report = crate::races::run_bank(
+            through.clone(),
+            direct.clone(),
+            &s,
+            Duration::from_secs(10),
+            8,
+        )
+        .await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let drops = cutter.await.unwrap();
+        println!(
+            "{}: bank test through the proxy, connections dropped {drops} times in 10 s: {report:?}; \
+             the total never changed",
+            T::NAME
+        );
+        assert!(report.committed > 0, "{report:?}");
+        s.cleanup(direct.as_ref()).await;
+    }
+}
+
+/// The five fault tests of a [`FaultTarget`], as `#[tokio::test]`s in the
 /// module where it is invoked.
 #[macro_export]
 macro_rules! fault_suite {
@@ -206,6 +313,11 @@ macro_rules! fault_suite {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn sixty_four_tasks_of_mixed_load_lose_no_write() {
             $crate::fault_suite::load::<$target>().await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn lost_answers_never_double_an_increment_and_transfers_stay_whole() {
+            $crate::fault_suite::transactions::<$target>().await;
         }
     };
 }

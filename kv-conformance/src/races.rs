@@ -100,7 +100,7 @@ pub async fn bank_transfers_keep_the_total(store: Arc<dyn KvStore>) {
         return;
     }
     let s = Space::new("race-bank");
-    let report = run_bank(store.clone(), &s, Duration::from_secs(10), 8).await;
+    let report = run_bank(store.clone(), store.clone(), &s, Duration::from_secs(10), 8).await;
     eprintln!("bank on {}: {report:?}", store.backend());
     assert!(report.committed > 0, "no transfer committed: {report:?}");
     assert!(
@@ -125,13 +125,15 @@ pub struct BankReport {
     pub checked_totals: u64,
 }
 
-/// Runs the bank test on `store` for `duration` with `tasks` transfer
-/// tasks and one reader; panics if any consistent read, or the end state,
-/// shows another total. Errors of single transfers are counted (the fault
-/// suite runs it through a proxy that cuts connections), errors of the
-/// opening write and final read panic.
+/// Runs the bank test for `duration`: `tasks` tasks transfer on `store`,
+/// one reader checks the total on `check` (the same store, or a direct one
+/// when `store` goes through a fault proxy); panics if any consistent
+/// read, or the end state, shows another total. Errors of single
+/// transfers and reads are counted, not fatal (the fault suite cuts
+/// `store`'s connections); the opening write and the final read panic.
 pub(crate) async fn run_bank(
     store: Arc<dyn KvStore>,
+    check: Arc<dyn KvStore>,
     s: &Space,
     duration: Duration,
     tasks: usize,
@@ -141,7 +143,7 @@ pub(crate) async fn run_bank(
         .iter()
         .map(|k| Entry::new(k.clone(), OPENING.to_string()))
         .collect();
-    store.batch_set(opening).await.expect("open the accounts");
+    check.batch_set(opening).await.expect("open the accounts");
     let total = OPENING * ACCOUNTS as i64;
     let stop = Arc::new(AtomicBool::new(false));
     let (committed, rejected, failed) = (
@@ -170,7 +172,7 @@ pub(crate) async fn run_bank(
         })
         .collect();
     let reader = {
-        let (store, keys, stop) = (store.clone(), keys.clone(), stop.clone());
+        let (store, keys, stop) = (check.clone(), keys.clone(), stop.clone());
         tokio::spawn(async move {
             let mut checked = 0u64;
             while !stop.load(Ordering::Relaxed) {
@@ -189,7 +191,7 @@ pub(crate) async fn run_bank(
         task.expect("transfer task panicked");
     }
     let checked_totals = reader.await.expect("reader panicked");
-    let end = consistent_total(&*store, &keys)
+    let end = consistent_total(&*check, &keys)
         .await
         .expect("read the accounts")
         .expect("nothing writes at the end");
