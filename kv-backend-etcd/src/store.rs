@@ -83,13 +83,31 @@ impl EtcdStore {
     /// The stored form of one key (kv's stamp and the value), as etcd
     /// holds it; `None` when absent.
     async fn stored(&self, op: Operation, key: &Key) -> Result<Option<Vec<u8>>> {
+        Ok(self.stored_kv(op, key).await?.map(|kv| kv.value))
+    }
+
+    /// The key-value etcd holds for one key, revisions included; `None`
+    /// when absent.
+    pub(crate) async fn stored_kv(&self, op: Operation, key: &Key) -> Result<Option<PbKeyValue>> {
         let mut resp = self
             .kv
             .clone()
             .get(self.full_key(key), Some(self.get_options()))
             .await
             .map_err(|e| map_etcd_error(op, e))?;
-        Ok(resp.take_kvs().pop().map(|kv| kv.into_key_value().1))
+        Ok(resp.take_kvs().pop().map(|kv| {
+            let (create_revision, mod_revision) = (kv.create_revision(), kv.mod_revision());
+            let (version, lease) = (kv.version(), kv.lease());
+            let (key, value) = kv.into_key_value();
+            PbKeyValue {
+                key,
+                create_revision,
+                mod_revision,
+                version,
+                value,
+                lease,
+            }
+        }))
     }
 
     pub(crate) fn full_key(&self, key: &Key) -> Vec<u8> {
@@ -532,8 +550,7 @@ impl KvStore for EtcdStore {
     }
 
     async fn get_versioned(&self, key: &Key) -> Result<Option<Versioned>> {
-        let mut found = self.read_versioned(std::slice::from_ref(key)).await?;
-        Ok(found.pop().flatten())
+        self.read_one_versioned(key).await
     }
 
     async fn write_if(

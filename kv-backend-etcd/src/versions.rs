@@ -1,7 +1,9 @@
 //! Versions, transactions and counters on etcd: a key's version is its
 //! `mod_revision` (with the expiry kv stamps on it), and every conditional
 //! write is one Txn whose compares guard the revisions the checks were
-//! decided on.
+//! decided on. An increment reads the counter (a Range), then writes the
+//! sum in a Txn guarded by the revision it read; a lost race answers with
+//! the current value in the same Txn, and the sum is tried again.
 //!
 //! A compare can only see what etcd keeps: a key whose stamp has expired
 //! is absent for kv but still in etcd until its lease ends. So a Txn first
@@ -107,6 +109,23 @@ impl EtcdStore {
             Ok(Some(Versioned { value, version }))
         })
         .await
+    }
+
+    /// One key with its version, by a plain Range.
+    pub(crate) async fn read_one_versioned(&self, key: &Key) -> Result<Option<Versioned>> {
+        let op = Operation::GetVersioned;
+        self.validator
+            .versioned_keys(op, std::slice::from_ref(key))?;
+        let Some(kv) = self.stored_kv(op, key).await? else {
+            return Ok(None);
+        };
+        let now = now_millis();
+        let Some(version) = version_of(&kv, now) else {
+            return Ok(None);
+        };
+        let value = txn::live_value(op, key.as_str(), kv.value, now)?
+            .ok_or_else(|| malformed(op, key.as_str()))?;
+        Ok(Some(Versioned { value, version }))
     }
 
     /// Applies `txn` in one Txn (two when a check needs the keys read
@@ -222,9 +241,10 @@ impl EtcdStore {
         let op = Operation::Increment;
         let ttl = self.validator.increment(key, options)?;
         let full = self.full_key(key);
-        // First guess: the counter does not exist yet.
-        let mut guard = Compare::version(full.clone(), CompareOp::Equal, 0);
-        let mut current: Option<(Vec<u8>, Option<Duration>)> = None;
+        // A plain read first (what the Txn is then guarded by); after a
+        // lost race, the failed Txn's own read.
+        let seen = self.stored_kv(op, key).await?;
+        let (mut guard, mut current) = observe(&full, seen, self, key)?;
         for _ in 0..ATTEMPTS {
             let (value, keep) = match &current {
                 Some((value, keep)) => (Some(value.as_slice()), *keep),
@@ -254,19 +274,32 @@ impl EtcdStore {
                 .next()
                 .flatten()
                 .and_then(|mut kvs| kvs.pop());
-            let now = now_millis();
-            current = match &seen {
-                Some(kv) => match stamp::decode_with_ttl(&kv.value, now) {
-                    Ok(Some((value, left))) => Some((value.to_vec(), left)),
-                    Ok(None) => None,
-                    Err(Malformed) => return Err(self.validator.not_a_counter(key)),
-                },
-                None => None,
-            };
-            guard = exactly(full.clone(), seen.as_ref());
+            (guard, current) = observe(&full, seen, self, key)?;
         }
         Err(gave_up(op).with_key(key.as_str()))
     }
+}
+
+/// What a counter's read decides: the compare guarding the next write
+/// (still this stored value, or still absent) and the live value with its
+/// remaining TTL (`None`: absent or expired, counting from 0).
+#[allow(clippy::type_complexity)]
+fn observe(
+    full: &[u8],
+    seen: Option<PbKeyValue>,
+    store: &EtcdStore,
+    key: &Key,
+) -> Result<(Compare, Option<(Vec<u8>, Option<Duration>)>)> {
+    let now = now_millis();
+    let current = match &seen {
+        Some(kv) => match stamp::decode_with_ttl(&kv.value, now) {
+            Ok(Some((value, left))) => Some((value.to_vec(), left)),
+            Ok(None) => None,
+            Err(Malformed) => return Err(store.validator.not_a_counter(key)),
+        },
+        None => None,
+    };
+    Ok((exactly(full.to_vec(), seen.as_ref()), current))
 }
 
 /// The puts (with their rounded TTLs) and deletes of validated writes.

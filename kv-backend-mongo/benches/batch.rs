@@ -111,6 +111,8 @@ async fn run(url: &str, quick: bool) {
                             bytes: &value,
                         },
                     );
+                    // The document's version, as kv writes it.
+                    u.append("r", mongodb::bson::oid::ObjectId::new());
                     let mut statement = RawDocumentBuf::new();
                     statement.append("q", q);
                     statement.append("u", u);

@@ -25,10 +25,11 @@ use sqlx::PgPool;
 const VALUE_BYTES: usize = 1024;
 const TABLE: &str = "kv_bench";
 
-const UPSERT: &str = "INSERT INTO \"kv_bench\" (key, value, expires_at) \
-    SELECT u.k, u.v, now() + u.ttl * interval '1 millisecond' \
+const UPSERT: &str = "INSERT INTO \"kv_bench\" (key, value, expires_at, version) \
+    SELECT u.k, u.v, now() + u.ttl * interval '1 millisecond', txid_current() \
     FROM UNNEST($1::text[], $2::bytea[], $3::int8[]) AS u(k, v, ttl) \
-    ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at";
+    ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at, \
+    version = EXCLUDED.version";
 const SELECT: &str = "SELECT key, value FROM \"kv_bench\" \
     WHERE key = ANY($1) AND (expires_at IS NULL OR expires_at > now())";
 const DELETE: &str = "WITH d AS (DELETE FROM \"kv_bench\" WHERE key = ANY($1) RETURNING expires_at) \

@@ -51,6 +51,8 @@ pub(crate) struct Statements {
     pub(crate) purge: String,
     /// Live rows of `$1` with their versions.
     pub(crate) batch_get_versioned: String,
+    /// The live row of `$1` with its version.
+    pub(crate) get_versioned: String,
     /// Rewrites `$1` if it is live at version `$4`.
     pub(crate) update_at_version: String,
     /// Deletes `$1` if it is live at version `$2`.
@@ -129,6 +131,7 @@ impl Statements {
             batch_get_versioned: format!(
                 "SELECT key, value, version FROM {t} WHERE key = ANY($1) AND {LIVE}"
             ),
+            get_versioned: format!("SELECT value, version FROM {t} WHERE key = $1 AND {LIVE}"),
             update_at_version: format!(
                 "UPDATE {t} SET value = $2, expires_at = {}, version = {VERSION} \
                  WHERE key = $1 AND version = $4 AND {LIVE}",

@@ -499,12 +499,8 @@ impl KvStore for PostgresStore {
     }
 
     async fn get_versioned(&self, key: &Key) -> Result<Option<Versioned>> {
-        let op = Operation::GetVersioned;
-        let mut found = self
-            .timed(op, self.read_versioned(std::slice::from_ref(key)))
+        self.timed(Operation::GetVersioned, self.read_one_versioned(key))
             .await
-            .map_err(|e| e.in_context(BACKEND, op))?;
-        Ok(found.pop().flatten())
     }
 
     async fn write_if(

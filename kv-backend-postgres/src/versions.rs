@@ -87,6 +87,25 @@ impl PostgresStore {
         }))
     }
 
+    pub(crate) async fn read_one_versioned(&self, key: &Key) -> Result<Option<Versioned>> {
+        let op = Operation::GetVersioned;
+        if !self.validator.capabilities().versions {
+            self.validator
+                .versioned_keys(op, std::slice::from_ref(key))?;
+        }
+        let row: Option<(Vec<u8>, i64)> = self
+            .read(op, || {
+                sqlx::query_as(&self.sql.get_versioned)
+                    .bind(key.as_str())
+                    .fetch_optional(&self.pool)
+            })
+            .await?;
+        Ok(row.map(|(value, n)| Versioned {
+            value: Bytes::from(value),
+            version: version(n),
+        }))
+    }
+
     pub(crate) async fn write_if_one(
         &self,
         key: &Key,

@@ -10,10 +10,11 @@
 //! For each batch size (1, 10, 100, 1000 keys, 1 KiB values) it times:
 //! - kv: `batch_set`, `batch_get`, `batch_delete` through `RedisStore`;
 //! - (a) by hand: exactly the commands kv sends (MULTI, MSET (SET for one
-//!   key), one ZADD to the index (with its encoding member), EXEC; MGET;
-//!   MULTI, UNLINK, ZREM, EXEC), built the usual way with redis-rs's
-//!   builder: kv's overhead;
-//! - (b) plain: MSET / MGET / DEL without an index: the index's cost;
+//!   key), one ZADD to the index (with its encoding member), one HSET of
+//!   the keys' versions, EXEC; MGET; MULTI, UNLINK, ZREM, HDEL, EXEC),
+//!   built the usual way with redis-rs's builder: kv's overhead;
+//! - (b) plain: MSET / MGET / DEL without an index or versions: their
+//!   cost;
 //!
 //! and batch-100 against 100 single `set`/`get` calls. All contenders share
 //! one connection (kv's). Rounds of each
@@ -35,6 +36,14 @@ use kv_testkit::bench::{
 
 const VALUE_BYTES: usize = 1024;
 const INDEX: &[u8] = b"\0kv:index\0";
+const VERSIONS: &[u8] = b"\0kv:versions\0";
+
+/// A 16-byte version like kv's (a fixed seed and a counter).
+fn version(i: usize) -> [u8; 16] {
+    let mut token = [7u8; 16];
+    token[8..].copy_from_slice(&(i as u64).to_be_bytes());
+    token
+}
 
 struct Setup {
     store: RedisStore,
@@ -110,6 +119,12 @@ async fn run(url: &str, quick: bool) {
                             zadd.arg(0).arg(*name);
                         }
                         pipe.ignore();
+                        // A version per key: 16 bytes, as kv makes them.
+                        let hset = pipe.cmd("HSET").arg(VERSIONS);
+                        for (i, name) in names.iter().enumerate() {
+                            hset.arg(*name).arg(&version(i)[..]);
+                        }
+                        pipe.ignore();
                         let () = pipe.query_async(&mut setup.conn.clone()).await.unwrap();
                     })
                 },
@@ -174,6 +189,7 @@ async fn run(url: &str, quick: bool) {
                         pipe.atomic();
                         pipe.cmd("UNLINK").arg(&names);
                         pipe.cmd("ZREM").arg(INDEX).arg(&names).ignore();
+                        pipe.cmd("HDEL").arg(VERSIONS).arg(&names).ignore();
                         let (_,): (u64,) = pipe.query_async(&mut setup.conn.clone()).await.unwrap();
                     })
                 },

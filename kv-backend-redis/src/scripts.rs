@@ -94,31 +94,25 @@ end
 return failed
 ";
 
-/// Adds to a counter with INCRBY (which keeps a TTL and refuses what is
-/// not a decimal 64-bit integer, or a sum past its range); a counter it
+/// Adds to a counter with INCRBY (which keeps a TTL, and refuses what is
+/// not a decimal 64-bit integer or a sum past its range with an error
+/// before anything is written: the script stops there); a counter it
 /// creates gets the TTL asked for. Keeps the index, schedule and version
 /// in step.
 ///
 /// KEYS: data key, index, expiry schedule, versions. ARGV: member, delta,
 /// PX for a new counter (`""` for none), its expiry's score, the new
-/// version. Returns `{1, the new value's text}`, or `{0, 'overflow' |
-/// 'not a counter'}` with nothing changed.
+/// version. Returns the new value's text (Lua numbers are doubles).
 const INCREMENT: &str = r"
-local created = redis.call('EXISTS', KEYS[1]) == 0
-local ok, failure = pcall(redis.call, 'INCRBY', KEYS[1], ARGV[2])
-if not ok then
-  local message = tostring(failure.err or failure)
-  if string.find(message, 'overflow', 1, true) then return {0, 'overflow'} end
-  return {0, 'not a counter'}
-end
-if created and ARGV[3] ~= '' then
+local created = ARGV[3] ~= '' and redis.call('EXISTS', KEYS[1]) == 0
+redis.call('INCRBY', KEYS[1], ARGV[2])
+if created then
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
   redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
 end
 redis.call('ZADD', KEYS[2], 0, ARGV[1])
 redis.call('HSET', KEYS[4], ARGV[1], ARGV[5])
--- Lua numbers are doubles: the sum goes back as the stored text.
-return {1, redis.call('GET', KEYS[1])}
+return redis.call('GET', KEYS[1])
 ";
 
 /// One page of the index by lex range, skipping (and removing) members

@@ -22,7 +22,7 @@ use kv_core::{
     Condition, Error, ErrorKind, Key, Operation, Result, SetOptions, Transaction, TxnOutcome,
     Version, Versioned,
 };
-use redis::{ParsingError, ScriptInvocation};
+use redis::{ParsingError, RedisResult, ScriptInvocation};
 
 use crate::error::{BACKEND, map_redis_error};
 use crate::index::{Layout, now_millis};
@@ -253,7 +253,7 @@ impl RedisStore {
         let px = ttl.map_or(String::new(), |t| millis(t).to_string());
         let at = ttl.map_or(0, |t| now_millis().saturating_add(millis(t)));
         let version = VersionSource::token(self.versions.take(1), 0);
-        let (ok, answer): (i64, redis::Value) = self
+        let answer: RedisResult<Vec<u8>> = self
             .scripts
             .increment
             .key(layout.data_key(key))
@@ -266,21 +266,21 @@ impl RedisStore {
             .arg(at)
             .arg(&version[..])
             .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(|e| map_redis_error(op, e))?;
-        if ok == 1 {
-            let text: Vec<u8> =
-                redis::from_redis_value(answer).map_err(|e| map_redis_error(op, e.into()))?;
-            return kv_core::backend::counter::parse(&text)
-                .ok_or_else(|| self.validator.not_a_counter(key));
+            .await;
+        match answer {
+            Ok(text) => kv_core::backend::counter::parse(&text)
+                .ok_or_else(|| self.validator.not_a_counter(key)),
+            // INCRBY's own refusals, raised before the script wrote anything.
+            Err(e) if e.code() == Some("WRONGTYPE") => Err(self.validator.not_a_counter(key)),
+            Err(e) if e.to_string().contains("would overflow") => {
+                Err(Error::new(ErrorKind::Overflow, BACKEND, op)
+                    .with_key(key.as_str())
+                    .with_message("the counter would overflow a 64-bit integer"))
+            }
+            Err(e) if e.to_string().contains("not an integer") => {
+                Err(self.validator.not_a_counter(key))
+            }
+            Err(e) => Err(map_redis_error(op, e)),
         }
-        let reason: String = redis::from_redis_value(answer).unwrap_or_default();
-        Err(if reason == "overflow" {
-            Error::new(ErrorKind::Overflow, BACKEND, op)
-                .with_key(key.as_str())
-                .with_message("the counter would overflow a 64-bit integer")
-        } else {
-            self.validator.not_a_counter(key)
-        })
     }
 }

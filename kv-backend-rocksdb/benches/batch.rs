@@ -10,7 +10,8 @@
 //! must call RocksDB, with the durable default (sync writes), and take turns
 //! on two sets of keys so neither gets the better place in the database (the
 //! placement alone moved a ratio by 10%). By hand: one `WriteBatch` of the
-//! same stored bytes (kv's 1-byte header prepended once, up front), a snapshot
+//! same stored bytes (kv's 9-byte header, a tag and a version, prepended
+//! once, up front; kv takes a version per key from its counter), a snapshot
 //! batched `multi_get` (values copied out, as kv must), and for deletes a
 //! batched `multi_get` counting live keys then a `WriteBatch` (what kv does,
 //! under its key locks, for the exact count the contract returns), and a
@@ -53,8 +54,8 @@ async fn run(quick: bool) {
     let db = move || store_for_hand.clone();
     let rounds = if quick { 5 } else { 21 };
     let value = Bytes::from(vec![b'x'; VALUE_BYTES]);
-    // What kv stores for `value` without a TTL: its header, then the value.
-    let stored = Bytes::from([&[0u8][..], &value[..]].concat());
+    // What kv stores for `value` without a TTL: its versioned header (tag 2 and an 8-byte version), then the value.
+    let stored = Bytes::from([&[2u8][..], &[0u8; 8][..], &value[..]].concat());
 
     println!(
         "kv-backend-rocksdb batch benchmark: values {VALUE_BYTES} B, sync writes, median of {rounds} interleaved rounds"

@@ -136,6 +136,27 @@ pub fn quick() -> bool {
     std::env::var("KV_BENCH_QUICK").is_ok_and(|v| v == "1")
 }
 
+/// Prints the header of the versions benchmarks' table.
+pub fn versions_header(backend: &str, rounds: usize) {
+    println!(
+        "{backend} versions, counters and transactions: median of {rounds} interleaved rounds"
+    );
+    println!();
+    println!("| op | kv ops/s | by hand ops/s | kv/hand |");
+    println!("|---|---:|---:|---:|");
+}
+
+/// Prints one row `| op | kv ops/s | hand ops/s | kv/hand |` of `ops`
+/// calls per round.
+pub fn report_op(op: &str, ops: usize, kv: Duration, hand: Duration) {
+    println!(
+        "| {op} | {:.0} | {:.0} | {:.3} |",
+        keys_per_sec(1, ops, kv),
+        keys_per_sec(1, ops, hand),
+        ratio(kv, hand),
+    );
+}
+
 /// Prints one result row `| op | batch | kv keys/s | hand keys/s | kv/hand |`.
 pub fn report_row(op: &str, size: usize, ops: usize, kv: Duration, hand: Duration) {
     println!(
