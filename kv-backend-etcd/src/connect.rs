@@ -156,8 +156,11 @@ pub(crate) fn capabilities(config: &EtcdConfig) -> Result<Capabilities> {
     if config.max_txn_ops == 0 {
         return Err(config_error("max_txn_ops must be at least 1"));
     }
-    let fixed =
-        TXN_OVERHEAD + OP_OVERHEAD + config.key_prefix.len() + MAX_KEY_BYTES + stamp::HEADER_MAX;
+    let fixed = TXN_OVERHEAD
+        + OP_OVERHEAD
+        + config.key_prefix.len()
+        + MAX_KEY_BYTES
+        + stamp::UNVERSIONED_HEADER_MAX;
     if config.max_request_bytes < fixed + 1024 {
         return Err(config_error(format!(
             "max_request_bytes must be at least {} to hold a 1 KiB value under the longest key",

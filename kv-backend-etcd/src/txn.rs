@@ -32,7 +32,11 @@ pub(crate) fn full_key(prefix: &[u8], key: &[u8]) -> Vec<u8> {
 
 /// The estimated request size of putting `entry`.
 pub(crate) fn put_bytes(prefix: &[u8], entry: &Entry) -> usize {
-    OP_OVERHEAD + prefix.len() + entry.key.as_str().len() + stamp::HEADER_MAX + entry.value.len()
+    OP_OVERHEAD
+        + prefix.len()
+        + entry.key.as_str().len()
+        + stamp::UNVERSIONED_HEADER_MAX
+        + entry.value.len()
 }
 
 /// The live value in `stored`, taken over without a copy; `None` when it has

@@ -54,6 +54,15 @@ pub struct Health {
 ///   the backend's own reaper lag; writing a key without TTL clears its TTL.
 ///   A backend without TTL returns [`ErrorKind::Unsupported`](crate::ErrorKind)
 ///   rather than ignoring one.
+/// - **Versions** (where [`versions`](Capabilities::versions)): every write
+///   gives its key a new [`Version`](crate::Version), even one of the same
+///   bytes; a version never comes back after a delete and survives a
+///   restart where the data does. [`write_if`](Self::write_if) checks and
+///   writes in one atomic operation; [`transact`](Self::transact) applies
+///   checks and writes over several keys all or nothing (where
+///   [`transactions`](Capabilities::transactions));
+///   [`increment`](Self::increment) is atomic (where
+///   [`counters`](Capabilities::counters)).
 /// - **Errors** are never swallowed into `None` or `false`.
 /// - **Foreign data** written through a backend's own client in a form kv
 ///   cannot read is a *present key whose value cannot be read*: `get` and

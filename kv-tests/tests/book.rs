@@ -306,6 +306,9 @@ mod capabilities {
             yes("atomic batches", caps.atomic_batch);
             yes("TTL", caps.ttl);
             yes("compare-and-swap", caps.cas);
+            yes("versions and conditional writes", caps.versions);
+            yes("multi-key transactions", caps.transactions);
+            yes("counters", caps.counters);
             yes("ordered listing", caps.ordered_list);
             yes("snapshot batch_get", caps.snapshot_batch_get);
             yes("persistent", caps.persistent);

@@ -45,6 +45,10 @@ pub fn now_millis() -> u64 {
 /// The longest header: the tag, a version and an expiry.
 pub const HEADER_MAX: usize = 17;
 
+/// The longest header of the unversioned forms [`encode_into`] writes:
+/// the tag and an expiry.
+pub const UNVERSIONED_HEADER_MAX: usize = 9;
+
 /// Writes the stored form of `value`, expiring `ttl` from `now`, into `out`
 /// (cleared first, so one buffer serves a whole batch).
 pub fn encode_into(out: &mut Vec<u8>, value: &[u8], ttl: Option<Duration>, now: u64) {
@@ -192,7 +196,7 @@ mod tests {
         encode_into(&mut plain, b"abc", None, 1000);
         assert_eq!(decode(&plain, u64::MAX).unwrap(), Some(&b"abc"[..]));
         encode_into(&mut expiring, b"", Some(Duration::from_millis(5)), 1000);
-        assert_eq!(expiring.len(), 9);
+        assert_eq!(expiring.len(), UNVERSIONED_HEADER_MAX);
         let mut both = Vec::new();
         encode_versioned_into(&mut both, b"", Some(Duration::from_millis(5)), 1000, 3);
         assert_eq!(both.len(), HEADER_MAX);
