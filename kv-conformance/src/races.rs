@@ -103,6 +103,9 @@ pub async fn bank_transfers_keep_the_total(store: Arc<dyn KvStore>) {
     let report = run_bank(store.clone(), store.clone(), &s, Duration::from_secs(10), 8).await;
     eprintln!("bank on {}: {report:?}", store.backend());
     assert!(report.committed > 0, "no transfer committed: {report:?}");
+    // Without faults a transfer fails only with a temporary error (a
+    // backend that gave up after repeated write conflicts says so).
+    assert!(report.all_temporary, "{report:?}");
     assert!(
         report.checked_totals > 0,
         "the reader never checked: {report:?}"
@@ -111,7 +114,7 @@ pub async fn bank_transfers_keep_the_total(store: Arc<dyn KvStore>) {
 }
 
 /// What a bank run did.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct BankReport {
     /// Transfers committed.
     pub committed: u64,
@@ -123,6 +126,10 @@ pub struct BankReport {
     /// Consistent reads of all accounts during the run, each with the
     /// total checked.
     pub checked_totals: u64,
+    /// The first errors of failed transfers (at most 3).
+    pub first_errors: Vec<String>,
+    /// Whether every failed transfer's error was temporary.
+    pub all_temporary: bool,
 }
 
 /// Runs the bank test for `duration`: `tasks` tasks transfer on `store`,
@@ -151,11 +158,14 @@ pub(crate) async fn run_bank(
         Arc::new(AtomicU64::new(0)),
         Arc::new(AtomicU64::new(0)),
     );
+    let errors: Arc<std::sync::Mutex<(Vec<String>, bool)>> =
+        Arc::new(std::sync::Mutex::new((Vec::new(), true)));
     let transfers: Vec<_> = (0..tasks)
         .map(|_| {
             let (store, keys, stop) = (store.clone(), keys.clone(), stop.clone());
             let (committed, rejected, failed) =
                 (committed.clone(), rejected.clone(), failed.clone());
+            let errors = errors.clone();
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     let from = fastrand::usize(..ACCOUNTS);
@@ -163,7 +173,14 @@ pub(crate) async fn run_bank(
                     match transfer(&*store, &keys[from], &keys[to], fastrand::i64(1..=100)).await {
                         Ok(true) => committed.fetch_add(1, Ordering::Relaxed),
                         Ok(false) => rejected.fetch_add(1, Ordering::Relaxed),
-                        Err(_) => failed.fetch_add(1, Ordering::Relaxed),
+                        Err(e) => {
+                            let mut errors = errors.lock().unwrap();
+                            errors.1 &= e.is_temporary();
+                            if errors.0.len() < 3 {
+                                errors.0.push(e.to_string());
+                            }
+                            failed.fetch_add(1, Ordering::Relaxed)
+                        }
                     };
                     // Memory answers without suspending: let the reader in.
                     tokio::task::yield_now().await;
@@ -196,11 +213,14 @@ pub(crate) async fn run_bank(
         .expect("read the accounts")
         .expect("nothing writes at the end");
     assert_eq!(end, total, "the total changed");
+    let (first_errors, all_temporary) = errors.lock().unwrap().clone();
     BankReport {
         committed: committed.load(Ordering::Relaxed),
         rejected: rejected.load(Ordering::Relaxed),
         failed: failed.load(Ordering::Relaxed),
         checked_totals,
+        first_errors,
+        all_temporary,
     }
 }
 
