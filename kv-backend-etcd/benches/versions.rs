@@ -31,8 +31,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use kv_backend_etcd::EtcdStore;
 use kv_backend_etcd::etcd_client::{Compare, CompareOp, KvClient, Txn, TxnOp, TxnOpResponse};
-use kv_core::{Condition, Entry, Key, KvStore, SetOptions, Transaction};
-use kv_testkit::bench::{quick, race_paced, report_op, versions_header};
+use kv_core::{Key, KvStore, SetOptions};
+use kv_testkit::bench::{
+    kv_transaction, kv_versioned_update, quick, race_paced, report_op, versions_header,
+};
 
 const PAUSE: Duration = Duration::from_millis(10);
 
@@ -118,33 +120,19 @@ async fn run(url: &str, quick: bool) {
         rounds,
         ops,
         PAUSE,
-        [
-            &|| {
-                Box::pin(async {
-                    let read = store.get_versioned(&kv_doc).await.unwrap().unwrap();
-                    let written = store.write_if(
-                        &kv_doc,
-                        Condition::Version(read.version),
-                        Some(read.value),
-                        SetOptions::default(),
-                    );
-                    assert!(written.await.unwrap());
-                })
-            },
-            &|| {
-                Box::pin(async {
-                    let (old, revision) = read(&kv, hand_doc.as_str()).await;
-                    let txn = Txn::new()
-                        .when([Compare::mod_revision(
-                            hand_doc.as_str(),
-                            CompareOp::Equal,
-                            revision,
-                        )])
-                        .and_then([TxnOp::put(hand_doc.as_str(), old, None)]);
-                    assert!(kv.clone().txn(txn).await.unwrap().succeeded());
-                })
-            },
-        ],
+        [&|| Box::pin(kv_versioned_update(&store, &kv_doc)), &|| {
+            Box::pin(async {
+                let (old, revision) = read(&kv, hand_doc.as_str()).await;
+                let txn = Txn::new()
+                    .when([Compare::mod_revision(
+                        hand_doc.as_str(),
+                        CompareOp::Equal,
+                        revision,
+                    )])
+                    .and_then([TxnOp::put(hand_doc.as_str(), old, None)]);
+                assert!(kv.clone().txn(txn).await.unwrap().succeeded());
+            })
+        }],
     )
     .await;
     report_op(
@@ -167,19 +155,7 @@ async fn run(url: &str, quick: bool) {
         ops,
         PAUSE,
         [
-            &|| {
-                Box::pin(async {
-                    let found = store.batch_get_versioned(&kv_pair).await.unwrap();
-                    let mut txn = Transaction::new();
-                    for (k, f) in kv_pair.iter().zip(&found) {
-                        txn = txn.check_version(k.clone(), f.as_ref().unwrap().version.clone());
-                    }
-                    for k in &kv_pair {
-                        txn = txn.put(Entry::new(k.clone(), value.clone()));
-                    }
-                    assert!(store.transact(&txn).await.unwrap().is_committed());
-                })
-            },
+            &|| Box::pin(kv_transaction(&store, &kv_pair, &value)),
             &|| {
                 Box::pin(async {
                     let reads = Txn::new().and_then(

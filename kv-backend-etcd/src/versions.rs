@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use etcd_client::proto::PbKeyValue;
 use etcd_client::{Compare, CompareOp, Txn, TxnOp, TxnResponse};
-use kv_core::backend::CheckedOp;
+use kv_core::backend::split_writes;
 use kv_core::backend::stamp::{self, Malformed, now_millis};
 use kv_core::{
     Condition, Entry, Error, ErrorKind, Key, Operation, Result, SetOptions, Transaction,
@@ -136,7 +136,7 @@ impl EtcdStore {
         if txn.is_empty() {
             return Ok(TxnOutcome::Committed);
         }
-        let (puts, deletes) = split(&writes);
+        let (puts, deletes) = split_writes(&writes);
         let puts: Vec<&Entry> = puts.iter().collect();
         let mut checked: Vec<&Key> = checks.iter().map(|c| &c.key).collect();
         checked.sort_unstable();
@@ -300,22 +300,6 @@ fn observe(
         None => None,
     };
     Ok((exactly(full.to_vec(), seen.as_ref()), current))
-}
-
-/// The puts (with their rounded TTLs) and deletes of validated writes.
-fn split<'a>(writes: &[CheckedOp<'a>]) -> (Vec<Entry>, Vec<&'a Key>) {
-    let (mut puts, mut deletes) = (Vec::new(), Vec::new());
-    for write in writes {
-        match write {
-            CheckedOp::Put(e) => puts.push(Entry {
-                key: e.key.clone(),
-                value: e.value.clone(),
-                ttl: e.ttl,
-            }),
-            CheckedOp::Delete(key) => deletes.push(*key),
-        }
-    }
-    (puts, deletes)
 }
 
 /// The key-values the failure branch read, by kv key (`None`: not in etcd).

@@ -30,8 +30,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kv_backend_mongo::MongoStore;
-use kv_core::{Condition, Entry, Key, KvStore, SetOptions, Transaction};
-use kv_testkit::bench::{quick, race_paced, report_op, versions_header};
+use kv_core::{Key, KvStore, SetOptions};
+use kv_testkit::bench::{
+    kv_transaction, kv_versioned_update, quick, race_paced, report_op, versions_header,
+};
 use mongodb::bson::oid::ObjectId;
 use mongodb::bson::spec::BinarySubtype;
 use mongodb::bson::{Binary, Bson, Document, RawBsonRef, RawDocumentBuf, doc};
@@ -156,26 +158,12 @@ async fn run(url: &str, quick: bool) {
         rounds,
         ops,
         PAUSE,
-        [
-            &|| {
-                Box::pin(async {
-                    let read = store.get_versioned(&kv_doc).await.unwrap().unwrap();
-                    let written = store.write_if(
-                        &kv_doc,
-                        Condition::Version(read.version),
-                        Some(read.value),
-                        SetOptions::default(),
-                    );
-                    assert!(written.await.unwrap());
-                })
-            },
-            &|| {
-                Box::pin(async {
-                    let (old, version) = read(&coll, "doc:hand").await;
-                    replace_at(&db, &name, "doc:hand", &old, version).await;
-                })
-            },
-        ],
+        [&|| Box::pin(kv_versioned_update(&store, &kv_doc)), &|| {
+            Box::pin(async {
+                let (old, version) = read(&coll, "doc:hand").await;
+                replace_at(&db, &name, "doc:hand", &old, version).await;
+            })
+        }],
     )
     .await;
     report_op(
@@ -207,19 +195,7 @@ async fn run(url: &str, quick: bool) {
         ops,
         PAUSE,
         [
-            &|| {
-                Box::pin(async {
-                    let found = store.batch_get_versioned(&kv_pair).await.unwrap();
-                    let mut txn = Transaction::new();
-                    for (k, f) in kv_pair.iter().zip(&found) {
-                        txn = txn.check_version(k.clone(), f.as_ref().unwrap().version.clone());
-                    }
-                    for k in &kv_pair {
-                        txn = txn.put(Entry::new(k.clone(), value.clone()));
-                    }
-                    assert!(store.transact(&txn).await.unwrap().is_committed());
-                })
-            },
+            &|| Box::pin(kv_transaction(&store, &kv_pair, &value)),
             &|| {
                 Box::pin(async {
                     let mut before = Vec::new();

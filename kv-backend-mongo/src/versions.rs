@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kv_core::backend::stamp::now_millis;
-use kv_core::backend::{CheckedOp, counter};
+use kv_core::backend::{counter, split_writes};
 use kv_core::{
     Condition, Entry, Error, ErrorKind, Key, Operation, Result, SetOptions, Transaction,
     TxnOutcome, Version, Versioned,
@@ -137,18 +137,7 @@ impl MongoStore {
         if txn.is_empty() {
             return Ok(TxnOutcome::Committed);
         }
-        let mut puts: Vec<Entry> = Vec::new();
-        let mut deletes: Vec<&Key> = Vec::new();
-        for write in &writes {
-            match write {
-                CheckedOp::Put(e) => puts.push(Entry {
-                    key: e.key.clone(),
-                    value: e.value.clone(),
-                    ttl: e.ttl,
-                }),
-                CheckedOp::Delete(key) => deletes.push(key),
-            }
-        }
+        let (puts, deletes) = split_writes(&writes);
         let puts: Vec<&Entry> = puts.iter().collect();
         let mut checked: Vec<&Key> = checks.iter().map(|c| &c.key).collect();
         checked.sort_unstable();

@@ -20,8 +20,10 @@
 
 use bytes::Bytes;
 use kv_backend_postgres::PostgresStore;
-use kv_core::{Condition, Entry, Key, KvStore, SetOptions, Transaction};
-use kv_testkit::bench::{quick, race, report_op, versions_header};
+use kv_core::{Key, KvStore, SetOptions};
+use kv_testkit::bench::{
+    kv_transaction, kv_versioned_update, quick, race, report_op, versions_header,
+};
 use sqlx::PgPool;
 
 const TABLE: &str = "kv_bench_versions";
@@ -118,37 +120,23 @@ async fn run(url: &str, quick: bool) {
     let [kv, hand] = race(
         rounds,
         ops,
-        [
-            &|| {
-                Box::pin(async {
-                    let read = store.get_versioned(&kv_doc).await.unwrap().unwrap();
-                    let written = store.write_if(
-                        &kv_doc,
-                        Condition::Version(read.version),
-                        Some(read.value),
-                        SetOptions::default(),
-                    );
-                    assert!(written.await.unwrap());
-                })
-            },
-            &|| {
-                Box::pin(async {
-                    let (old, version): (Vec<u8>, i64) = sqlx::query_as(READ)
-                        .bind(hand_doc.as_str())
-                        .fetch_one(&pool)
-                        .await
-                        .unwrap();
-                    let done = sqlx::query(UPDATE)
-                        .bind(hand_doc.as_str())
-                        .bind(&old[..])
-                        .bind(version)
-                        .execute(&pool)
-                        .await
-                        .unwrap();
-                    assert_eq!(done.rows_affected(), 1);
-                })
-            },
-        ],
+        [&|| Box::pin(kv_versioned_update(&store, &kv_doc)), &|| {
+            Box::pin(async {
+                let (old, version): (Vec<u8>, i64) = sqlx::query_as(READ)
+                    .bind(hand_doc.as_str())
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+                let done = sqlx::query(UPDATE)
+                    .bind(hand_doc.as_str())
+                    .bind(&old[..])
+                    .bind(version)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                assert_eq!(done.rows_affected(), 1);
+            })
+        }],
     )
     .await;
     report_op(
@@ -170,19 +158,7 @@ async fn run(url: &str, quick: bool) {
         rounds,
         ops,
         [
-            &|| {
-                Box::pin(async {
-                    let found = store.batch_get_versioned(&kv_pair).await.unwrap();
-                    let mut txn = Transaction::new();
-                    for (k, f) in kv_pair.iter().zip(&found) {
-                        txn = txn.check_version(k.clone(), f.as_ref().unwrap().version.clone());
-                    }
-                    for k in &kv_pair {
-                        txn = txn.put(Entry::new(k.clone(), value.clone()));
-                    }
-                    assert!(store.transact(&txn).await.unwrap().is_committed());
-                })
-            },
+            &|| Box::pin(kv_transaction(&store, &kv_pair, &value)),
             &|| {
                 Box::pin(async {
                     let names: Vec<&str> = hand_pair.iter().map(Key::as_str).collect();

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use kv_core::backend::{CheckedOp, counter};
+use kv_core::backend::{counter, split_writes};
 use kv_core::{
     Condition, Entry, Error, ErrorKind, Key, Operation, Result, SetOptions, Transaction,
     TxnOutcome, Version, Versioned,
@@ -174,19 +174,9 @@ impl PostgresStore {
         if txn.is_empty() {
             return Ok(TxnOutcome::Committed);
         }
-        let mut puts: Vec<Entry> = Vec::new();
-        let mut deletes: Vec<&str> = Vec::new();
-        for write in &writes {
-            match write {
-                CheckedOp::Put(e) => puts.push(Entry {
-                    key: e.key.clone(),
-                    value: e.value.clone(),
-                    ttl: e.ttl,
-                }),
-                CheckedOp::Delete(key) => deletes.push(key.as_str()),
-            }
-        }
+        let (puts, deletes) = split_writes(&writes);
         let puts: Vec<&Entry> = puts.iter().collect();
+        let deletes: Vec<&str> = deletes.iter().map(|k| k.as_str()).collect();
         if checks.is_empty() {
             self.write(op, &puts, &deletes).await?;
             return Ok(TxnOutcome::Committed);

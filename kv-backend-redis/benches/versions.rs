@@ -27,8 +27,10 @@
 
 use bytes::Bytes;
 use kv_backend_redis::RedisStore;
-use kv_core::{Condition, Entry, Key, KvStore, SetOptions, Transaction};
-use kv_testkit::bench::{quick, race, ratio, report_op, versions_header};
+use kv_core::{Key, KvStore, SetOptions};
+use kv_testkit::bench::{
+    kv_transaction, kv_versioned_update, quick, race, ratio, report_op, versions_header,
+};
 use redis::Script;
 
 const INDEX: &[u8] = b"\0kv:index\0";
@@ -156,46 +158,32 @@ async fn run(url: &str, quick: bool) {
     let [kv, hand] = race(
         rounds,
         ops,
-        [
-            &|| {
-                Box::pin(async {
-                    let read = store.get_versioned(&kv_doc).await.unwrap().unwrap();
-                    let written = store.write_if(
-                        &kv_doc,
-                        Condition::Version(read.version),
-                        Some(read.value),
-                        SetOptions::default(),
-                    );
-                    assert!(written.await.unwrap());
-                })
-            },
-            &|| {
-                Box::pin(async {
-                    let (old, at): (Vec<u8>, Vec<u8>) = redis::pipe()
-                        .atomic()
-                        .cmd("GET")
-                        .arg(hand_doc.as_str())
-                        .cmd("HGET")
-                        .arg(VERSIONS)
-                        .arg(hand_doc.as_str())
-                        .query_async(&mut conn.clone())
-                        .await
-                        .unwrap();
-                    let done: i64 = check_and_set
-                        .key(INDEX)
-                        .key(VERSIONS)
-                        .key(hand_doc.as_str())
-                        .arg(hand_doc.as_str())
-                        .arg(at)
-                        .arg(old)
-                        .arg(&next_version()[..])
-                        .invoke_async(&mut conn.clone())
-                        .await
-                        .unwrap();
-                    assert_eq!(done, 1);
-                })
-            },
-        ],
+        [&|| Box::pin(kv_versioned_update(&store, &kv_doc)), &|| {
+            Box::pin(async {
+                let (old, at): (Vec<u8>, Vec<u8>) = redis::pipe()
+                    .atomic()
+                    .cmd("GET")
+                    .arg(hand_doc.as_str())
+                    .cmd("HGET")
+                    .arg(VERSIONS)
+                    .arg(hand_doc.as_str())
+                    .query_async(&mut conn.clone())
+                    .await
+                    .unwrap();
+                let done: i64 = check_and_set
+                    .key(INDEX)
+                    .key(VERSIONS)
+                    .key(hand_doc.as_str())
+                    .arg(hand_doc.as_str())
+                    .arg(at)
+                    .arg(old)
+                    .arg(&next_version()[..])
+                    .invoke_async(&mut conn.clone())
+                    .await
+                    .unwrap();
+                assert_eq!(done, 1);
+            })
+        }],
     )
     .await;
     report_op(
@@ -217,19 +205,7 @@ async fn run(url: &str, quick: bool) {
         rounds,
         ops,
         [
-            &|| {
-                Box::pin(async {
-                    let found = store.batch_get_versioned(&kv_pair).await.unwrap();
-                    let mut txn = Transaction::new();
-                    for (k, f) in kv_pair.iter().zip(&found) {
-                        txn = txn.check_version(k.clone(), f.as_ref().unwrap().version.clone());
-                    }
-                    for k in &kv_pair {
-                        txn = txn.put(Entry::new(k.clone(), value.clone()));
-                    }
-                    assert!(store.transact(&txn).await.unwrap().is_committed());
-                })
-            },
+            &|| Box::pin(kv_transaction(&store, &kv_pair, &value)),
             &|| {
                 Box::pin(async {
                     let names: Vec<&str> = hand_pair.iter().map(Key::as_str).collect();

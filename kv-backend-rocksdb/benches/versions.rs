@@ -31,8 +31,10 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use kv_backend_rocksdb::RocksDbStore;
 use kv_core::backend::stamp;
-use kv_core::{Condition, Entry, Key, KvStore, SetOptions, Transaction};
-use kv_testkit::bench::{quick, race, report_op, versions_header};
+use kv_core::{Key, KvStore, SetOptions};
+use kv_testkit::bench::{
+    kv_transaction, kv_versioned_update, quick, race, report_op, versions_header,
+};
 use rocksdb::{WriteBatch, WriteOptions};
 
 fn main() {
@@ -142,39 +144,25 @@ async fn run(quick: bool) {
     let [kv, by_hand] = race(
         rounds,
         ops,
-        [
-            &|| {
-                Box::pin(async {
-                    let read = store.get_versioned(&kv_doc).await.unwrap().unwrap();
-                    let written = store.write_if(
-                        &kv_doc,
-                        Condition::Version(read.version),
-                        Some(read.value),
-                        SetOptions::default(),
-                    );
-                    assert!(written.await.unwrap());
+        [&|| Box::pin(kv_versioned_update(&store, &kv_doc)), &|| {
+            Box::pin(async {
+                let (value, version) = blocking(&hand, |h| {
+                    let stored = h.store.db().get_pinned(b"doc:hand").unwrap().unwrap();
+                    let (v, _, version) = stamp::decode_versioned(&stored, 0).unwrap().unwrap();
+                    (v.to_vec(), version)
                 })
-            },
-            &|| {
-                Box::pin(async {
-                    let (value, version) = blocking(&hand, |h| {
-                        let stored = h.store.db().get_pinned(b"doc:hand").unwrap().unwrap();
-                        let (v, _, version) = stamp::decode_versioned(&stored, 0).unwrap().unwrap();
-                        (v.to_vec(), version)
-                    })
-                    .await;
-                    blocking(&hand, move |h| {
-                        let _guard = h.lock.lock().unwrap();
-                        let now = h.store.db().get_pinned(b"doc:hand").unwrap().unwrap();
-                        assert_eq!(Hand::version(&now), version);
-                        let mut batch = WriteBatch::default();
-                        batch.put(b"doc:hand", h.stored(&value));
-                        h.write(batch);
-                    })
-                    .await;
+                .await;
+                blocking(&hand, move |h| {
+                    let _guard = h.lock.lock().unwrap();
+                    let now = h.store.db().get_pinned(b"doc:hand").unwrap().unwrap();
+                    assert_eq!(Hand::version(&now), version);
+                    let mut batch = WriteBatch::default();
+                    batch.put(b"doc:hand", h.stored(&value));
+                    h.write(batch);
                 })
-            },
-        ],
+                .await;
+            })
+        }],
     )
     .await;
     report_op(
@@ -200,19 +188,7 @@ async fn run(quick: bool) {
         rounds,
         ops,
         [
-            &|| {
-                Box::pin(async {
-                    let found = store.batch_get_versioned(&kv_pair).await.unwrap();
-                    let mut txn = Transaction::new();
-                    for (k, f) in kv_pair.iter().zip(&found) {
-                        txn = txn.check_version(k.clone(), f.as_ref().unwrap().version.clone());
-                    }
-                    for k in &kv_pair {
-                        txn = txn.put(Entry::new(k.clone(), value.clone()));
-                    }
-                    assert!(store.transact(&txn).await.unwrap().is_committed());
-                })
-            },
+            &|| Box::pin(kv_transaction(&store, &kv_pair, &value)),
             &|| {
                 let (value, hand) = (value.clone(), hand.clone());
                 Box::pin(async move {

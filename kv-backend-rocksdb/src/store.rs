@@ -507,14 +507,7 @@ impl KvStore for RocksDbStore {
         let writes: Vec<(Key, Option<Entry>)> = writes
             .iter()
             .map(|w| match w {
-                CheckedOp::Put(e) => (
-                    e.key.clone(),
-                    Some(Entry {
-                        key: e.key.clone(),
-                        value: e.value.clone(),
-                        ttl: e.ttl,
-                    }),
-                ),
+                CheckedOp::Put(e) => (e.key.clone(), Some(e.to_entry())),
                 CheckedOp::Delete(key) => ((*key).clone(), None),
             })
             .collect();

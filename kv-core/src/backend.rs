@@ -15,4 +15,4 @@ pub use crate::support::{
     PeriodicTask, TaskStatus, connect_within, fnv1a, is_untrusted_certificate, millis,
     read_retrying_once, untrusted_certificate_error, within,
 };
-pub use crate::validate::{CheckedEntry, CheckedOp, ListRange, Validator};
+pub use crate::validate::{CheckedEntry, CheckedOp, ListRange, Validator, split_writes};

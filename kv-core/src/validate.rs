@@ -59,6 +59,30 @@ pub enum CheckedOp<'a> {
     Delete(&'a Key),
 }
 
+impl CheckedEntry<'_> {
+    /// The entry, owned: the key copied, the value shared (no copy).
+    pub fn to_entry(&self) -> Entry {
+        Entry {
+            key: self.key.clone(),
+            value: self.value.clone(),
+            ttl: self.ttl,
+        }
+    }
+}
+
+/// The puts (owned, values shared) and the deletes of validated writes,
+/// for backends that send them as two lists.
+pub fn split_writes<'a>(writes: &[CheckedOp<'a>]) -> (Vec<Entry>, Vec<&'a Key>) {
+    let (mut puts, mut deletes) = (Vec::new(), Vec::new());
+    for write in writes {
+        match write {
+            CheckedOp::Put(entry) => puts.push(entry.to_entry()),
+            CheckedOp::Delete(key) => deletes.push(*key),
+        }
+    }
+    (puts, deletes)
+}
+
 impl<'a> CheckedOp<'a> {
     /// The key the operation touches.
     pub fn key(&self) -> &'a Key {

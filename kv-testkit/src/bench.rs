@@ -226,6 +226,60 @@ pub async fn batch_against_single_calls(
     }
 }
 
+/// kv's side of the versioned-update row of the versions benchmarks:
+/// `get_versioned`, then `write_if` at the version read, writing the value
+/// read. Panics when the key is missing or the write finds it changed (a
+/// benchmark has no other writer).
+pub async fn kv_versioned_update(store: &dyn kv_core::KvStore, key: &kv_core::Key) {
+    use kv_core::{Condition, SetOptions};
+
+    let read = store
+        .get_versioned(key)
+        .await
+        .expect("get_versioned")
+        .expect("the benchmark's key exists");
+    let written = store
+        .write_if(
+            key,
+            Condition::Version(read.version),
+            Some(read.value),
+            SetOptions::default(),
+        )
+        .await
+        .expect("write_if");
+    assert!(written, "nothing else writes the benchmark's key");
+}
+
+/// kv's side of the 2-key transaction row of the versions benchmarks:
+/// `batch_get_versioned` of `keys`, then `transact` checking each version
+/// and putting `value` into each. Panics when it does not commit (a
+/// benchmark has no other writer).
+pub async fn kv_transaction(
+    store: &dyn kv_core::KvStore,
+    keys: &[kv_core::Key],
+    value: &bytes::Bytes,
+) {
+    use kv_core::{Entry, Transaction};
+
+    let found = store
+        .batch_get_versioned(keys)
+        .await
+        .expect("batch_get_versioned");
+    let mut txn = Transaction::new();
+    for (key, found) in keys.iter().zip(found) {
+        let version = found.expect("the benchmark's keys exist").version;
+        txn = txn.check_version(key.clone(), version);
+    }
+    for key in keys {
+        txn = txn.put(Entry::new(key.clone(), value.clone()));
+    }
+    let outcome = store.transact(&txn).await.expect("transact");
+    assert!(
+        outcome.is_committed(),
+        "nothing else writes the benchmark's keys"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::round_order;
