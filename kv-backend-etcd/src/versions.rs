@@ -2,8 +2,8 @@
 //! `mod_revision` (with the expiry kv stamps on it), and every conditional
 //! write is one Txn whose compares guard the revisions the checks were
 //! decided on. An increment reads the counter (a Range), then writes the
-//! sum in a Txn guarded by the revision it read; a lost race answers with
-//! the current value in the same Txn, and the sum is tried again.
+//! sum in a Txn guarded by the revision it read; after a lost race it
+//! pauses (full jitter, 1 ms doubling to 50 ms), reads again and retries.
 //!
 //! A compare can only see what etcd keeps: a key whose stamp has expired
 //! is absent for kv but still in etcd until its lease ends. So a Txn first
@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use etcd_client::proto::PbKeyValue;
 use etcd_client::{Compare, CompareOp, Txn, TxnOp, TxnResponse};
-use kv_core::backend::split_writes;
 use kv_core::backend::stamp::{self, Malformed, now_millis};
+use kv_core::backend::{backoff_delay, split_writes};
 use kv_core::{
     Condition, Entry, Error, ErrorKind, Key, Operation, Result, SetOptions, Transaction,
     TxnOutcome, Version, Versioned, backend::counter, backend::millis,
@@ -86,6 +86,13 @@ fn exactly(full: Vec<u8>, observed: Option<&PbKeyValue>) -> Compare {
         Some(kv) => Compare::mod_revision(full, CompareOp::Equal, kv.mod_revision),
         None => Compare::version(full, CompareOp::Equal, 0),
     }
+}
+
+/// The pause before attempt `attempt` after a lost race: full jitter up to
+/// 1 ms, doubling to 50 ms, so contenders on one key stop colliding.
+fn race_pause(attempt: usize) -> Duration {
+    let attempt = u32::try_from(attempt).unwrap_or(u32::MAX);
+    backoff_delay(Duration::from_millis(1), Duration::from_millis(50), attempt)
 }
 
 fn gave_up(op: Operation) -> Error {
@@ -241,11 +248,14 @@ impl EtcdStore {
         let op = Operation::Increment;
         let ttl = self.validator.increment(key, options)?;
         let full = self.full_key(key);
-        // A plain read first (what the Txn is then guarded by); after a
-        // lost race, the failed Txn's own read.
-        let seen = self.stored_kv(op, key).await?;
-        let (mut guard, mut current) = observe(&full, seen, self, key)?;
-        for _ in 0..ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                // A lost race: let the contenders spread out, then read
+                // afresh (an answer read before the pause would be stale).
+                tokio::time::sleep(race_pause(attempt)).await;
+            }
+            let seen = self.stored_kv(op, key).await?;
+            let (guard, current) = observe(&full, seen, self, key)?;
             let (value, keep) = match &current {
                 Some((value, keep)) => (Some(value.as_slice()), *keep),
                 None => (None, ttl),
@@ -256,25 +266,17 @@ impl EtcdStore {
                 value: counter::encode(next),
                 ttl: keep,
             };
-            let (guard_ref, entry_ref, full_ref) = (&guard, &entry, &full);
+            let (guard, entry) = (&guard, &entry);
             let resp = self
                 .write(op, || async move {
-                    let put = self.put_op(entry_ref, now_millis()).await?;
-                    let txn = Txn::new()
-                        .when([guard_ref.clone()])
-                        .and_then([put])
-                        .or_else([TxnOp::get(full_ref.clone(), None)]);
+                    let put = self.put_op(entry, now_millis()).await?;
+                    let txn = Txn::new().when([guard.clone()]).and_then([put]);
                     self.kv.clone().txn(txn).await
                 })
                 .await?;
             if resp.succeeded() {
                 return Ok(next);
             }
-            let seen = txn::range_kvs(resp)
-                .next()
-                .flatten()
-                .and_then(|mut kvs| kvs.pop());
-            (guard, current) = observe(&full, seen, self, key)?;
         }
         Err(gave_up(op).with_key(key.as_str()))
     }

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kv_core::backend::stamp::now_millis;
-use kv_core::backend::{counter, split_writes};
+use kv_core::backend::{backoff_delay, counter, split_writes};
 use kv_core::{
     Condition, Entry, Error, ErrorKind, Key, Operation, Result, SetOptions, Transaction,
     TxnOutcome, Version, Versioned,
@@ -311,7 +311,14 @@ impl MongoStore {
     ) -> Result<i64> {
         let op = Operation::Increment;
         let ttl = self.validator.increment(key, options)?;
-        for _ in 0..INCREMENT_ATTEMPTS {
+        for attempt in 0..INCREMENT_ATTEMPTS {
+            if attempt > 0 {
+                // A lost race: let the contenders spread out.
+                let attempt = u32::try_from(attempt).unwrap_or(u32::MAX);
+                let pause =
+                    backoff_delay(Duration::from_millis(1), Duration::from_millis(50), attempt);
+                tokio::time::sleep(pause).await;
+            }
             let found = self
                 .coll
                 .find_one(doc! {"_id": key.as_str()})

@@ -11,6 +11,8 @@ pub mod stamp;
 
 pub use async_trait::async_trait;
 
+pub use crate::backoff::delay as backoff_delay;
+
 pub use crate::support::{
     PeriodicTask, TaskStatus, connect_within, fnv1a, is_untrusted_certificate, millis,
     read_retrying_once, untrusted_certificate_error, within,

@@ -5,8 +5,18 @@ use std::time::Duration;
 
 /// The pause before retry number `attempt` (1 for the first retry): a random
 /// duration in `[0, min(first * 2^(attempt-1), max)]` ("full jitter"), so
-/// concurrent callers that fail at the same instant spread out.
-pub(crate) fn delay(first: Duration, max: Duration, attempt: u32) -> Duration {
+/// concurrent callers that fail at the same instant spread out. Backends use
+/// it (as `kv_core::backend::backoff_delay`) between the attempts of a
+/// read-decide-write loop that lost a race.
+///
+/// ```
+/// use std::time::Duration;
+/// use kv_core::backend::backoff_delay;
+///
+/// let pause = backoff_delay(Duration::from_millis(1), Duration::from_millis(50), 3);
+/// assert!(pause <= Duration::from_millis(4));
+/// ```
+pub fn delay(first: Duration, max: Duration, attempt: u32) -> Duration {
     let ceiling = first
         .saturating_mul(1 << attempt.saturating_sub(1).min(20))
         .min(max);
