@@ -3,7 +3,8 @@
 //! write is one Txn whose compares guard the revisions the checks were
 //! decided on. An increment reads the counter (a Range), then writes the
 //! sum in a Txn guarded by the revision it read; after a lost race it
-//! pauses (full jitter, 1 ms doubling to 50 ms), reads again and retries.
+//! pauses (full jitter from the attempt's own length, doubling up to 1 s:
+//! `RaceBackoff`), reads again and retries.
 //!
 //! A compare can only see what etcd keeps: a key whose stamp has expired
 //! is absent for kv but still in etcd until its lease ends. So a Txn first
@@ -20,7 +21,7 @@ use std::time::Duration;
 use etcd_client::proto::PbKeyValue;
 use etcd_client::{Compare, CompareOp, Txn, TxnOp, TxnResponse};
 use kv_core::backend::stamp::{self, Malformed, now_millis};
-use kv_core::backend::{backoff_delay, split_writes};
+use kv_core::backend::{RaceBackoff, split_writes};
 use kv_core::{
     Condition, Entry, Error, ErrorKind, Key, Operation, Result, SetOptions, Transaction,
     TxnOutcome, Version, Versioned, backend::counter, backend::millis,
@@ -86,13 +87,6 @@ fn exactly(full: Vec<u8>, observed: Option<&PbKeyValue>) -> Compare {
         Some(kv) => Compare::mod_revision(full, CompareOp::Equal, kv.mod_revision),
         None => Compare::version(full, CompareOp::Equal, 0),
     }
-}
-
-/// The pause before attempt `attempt` after a lost race: full jitter up to
-/// 1 ms, doubling to 50 ms, so contenders on one key stop colliding.
-fn race_pause(attempt: usize) -> Duration {
-    let attempt = u32::try_from(attempt).unwrap_or(u32::MAX);
-    backoff_delay(Duration::from_millis(1), Duration::from_millis(50), attempt)
 }
 
 fn gave_up(op: Operation) -> Error {
@@ -248,11 +242,12 @@ impl EtcdStore {
         let op = Operation::Increment;
         let ttl = self.validator.increment(key, options)?;
         let full = self.full_key(key);
+        let mut backoff = RaceBackoff::start();
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
                 // A lost race: let the contenders spread out, then read
                 // afresh (an answer read before the pause would be stale).
-                tokio::time::sleep(race_pause(attempt)).await;
+                backoff.lost().await;
             }
             let seen = self.stored_kv(op, key).await?;
             let (guard, current) = observe(&full, seen, self, key)?;

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use kv_core::backend::RaceBackoff;
 use kv_core::{Error, Operation, Result};
 use mongodb::bson::{Document, RawDocumentBuf};
 use mongodb::options::TransactionOptions;
@@ -69,16 +70,15 @@ impl Runner {
             .start_session()
             .await
             .map_err(|e| map_mongo_error(op, e))?;
-        let mut attempt = 0;
+        let mut backoff = RaceBackoff::start();
         loop {
             match self.attempt(op, &mut session, &commands).await {
                 Ok(replies) => return Ok(replies),
-                Err(Failed::Transient(err)) if attempt < self.retries => {
-                    attempt += 1;
+                Err(Failed::Transient(err)) if backoff.losses() < self.retries => {
                     drop(err);
-                    // A short, growing pause lets the conflicting
-                    // transaction finish.
-                    tokio::time::sleep(Duration::from_millis(2 << attempt.min(6))).await;
+                    // A random pause growing with each conflict lets the
+                    // conflicting transaction finish.
+                    backoff.lost().await;
                 }
                 Err(Failed::Transient(err)) => return Err(map_mongo_error(op, err)),
                 Err(Failed::Final(err)) => return Err(err),

@@ -16,11 +16,10 @@
 //!   client reads (and `set` may have written).
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use bytes::Bytes;
 use kv_core::backend::stamp::now_millis;
-use kv_core::backend::{backoff_delay, counter, split_writes};
+use kv_core::backend::{RaceBackoff, counter, split_writes};
 use kv_core::{
     Condition, Entry, Error, ErrorKind, Key, Operation, Result, SetOptions, Transaction,
     TxnOutcome, Version, Versioned,
@@ -147,19 +146,17 @@ impl MongoStore {
             .start_session()
             .await
             .map_err(|e| map_mongo_error(op, e))?;
-        let mut attempt = 0;
+        let mut backoff = RaceBackoff::start();
         loop {
             match self
                 .attempt(&mut session, checks, &checked, &puts, &deletes)
                 .await
             {
                 Ok(outcome) => return Ok(outcome),
-                Err(Failed::Transient) if attempt < self.runner.retries => {
-                    attempt += 1;
-                    // A short, growing, random pause lets the conflicting
-                    // transaction finish.
-                    let ceiling = 2u64 << attempt.min(6);
-                    tokio::time::sleep(Duration::from_millis(fastrand::u64(1..=ceiling))).await;
+                Err(Failed::Transient) if backoff.losses() < self.runner.retries => {
+                    // A random pause growing with each conflict lets the
+                    // conflicting transaction finish.
+                    backoff.lost().await;
                 }
                 Err(Failed::Transient) => {
                     return Err(Error::new(ErrorKind::Backend, BACKEND, op)
@@ -311,13 +308,11 @@ impl MongoStore {
     ) -> Result<i64> {
         let op = Operation::Increment;
         let ttl = self.validator.increment(key, options)?;
+        let mut backoff = RaceBackoff::start();
         for attempt in 0..INCREMENT_ATTEMPTS {
             if attempt > 0 {
                 // A lost race: let the contenders spread out.
-                let attempt = u32::try_from(attempt).unwrap_or(u32::MAX);
-                let pause =
-                    backoff_delay(Duration::from_millis(1), Duration::from_millis(50), attempt);
-                tokio::time::sleep(pause).await;
+                backoff.lost().await;
             }
             let found = self
                 .coll

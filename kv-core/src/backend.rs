@@ -11,7 +11,7 @@ pub mod stamp;
 
 pub use async_trait::async_trait;
 
-pub use crate::backoff::delay as backoff_delay;
+pub use crate::backoff::RaceBackoff;
 
 pub use crate::support::{
     PeriodicTask, TaskStatus, connect_within, fnv1a, is_untrusted_certificate, millis,

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::backoff;
+use crate::backoff::RaceBackoff;
 use crate::client::Kv;
 use crate::codec::Codec;
 use crate::error::{Error, ErrorKind, Operation, Result};
@@ -18,12 +18,6 @@ use crate::version::{Condition, Versioned};
 /// How many times [`Kv::update`] reads and tries to write before it gives
 /// up with [`ErrorKind::Conflict`].
 pub const UPDATE_ATTEMPTS: u32 = 32;
-
-/// The pause before [`Kv::update`]'s second attempt is at most this long,
-/// doubling up to [`UPDATE_MAX_BACKOFF`] (full jitter): writers racing on
-/// one key spread out instead of colliding again.
-const UPDATE_FIRST_BACKOFF: Duration = Duration::from_millis(1);
-const UPDATE_MAX_BACKOFF: Duration = Duration::from_millis(50);
 
 impl<C: Codec> Kv<C> {
     /// Reads and decodes one value with its [`Version`](crate::Version);
@@ -160,7 +154,9 @@ impl<C: Codec> Kv<C> {
     /// Reads the value, applies `change` and writes the result only if
     /// nobody wrote the key in between (checked by [`Version`](crate::Version),
     /// not by comparing bytes); on a conflict reads again and retries, at
-    /// most [`UPDATE_ATTEMPTS`] times with a short random pause. `change`
+    /// most [`UPDATE_ATTEMPTS`] times with a random pause that grows with
+    /// each lost race (its ceiling starts at the length of the attempt that
+    /// lost and doubles, up to 1 s: `kv_core::backend::RaceBackoff`). `change`
     /// gets `None` when the key is absent and returns the new value, or
     /// `None` to delete it (or leave it absent). Returns what was written.
     ///
@@ -235,10 +231,10 @@ impl<C: Codec> Kv<C> {
     {
         let op = Operation::Update;
         let key = self.key(op, key)?;
+        let mut backoff = RaceBackoff::start();
         for attempt in 1..=UPDATE_ATTEMPTS {
             if attempt > 1 {
-                let pause = backoff::delay(UPDATE_FIRST_BACKOFF, UPDATE_MAX_BACKOFF, attempt - 1);
-                tokio::time::sleep(pause).await;
+                backoff.lost().await;
             }
             let current = self.store().get_versioned(&key).await?;
             let (old, condition) = match current {
