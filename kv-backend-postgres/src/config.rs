@@ -6,7 +6,7 @@ use std::time::Duration;
 use kv_core::redact_url;
 use serde::{Deserialize, Serialize};
 
-use crate::error::config_error;
+use crate::error::BACKEND;
 
 /// The default table name.
 pub const DEFAULT_TABLE: &str = "kv_store";
@@ -135,22 +135,8 @@ impl fmt::Display for QualifiedTable {
     }
 }
 
-/// Checks an SQL identifier: ASCII letters, digits and `_`, not starting
-/// with a digit, 1 to `max` characters. Nothing else is ever spliced into SQL.
 fn identifier(what: &str, name: &str, max: usize) -> kv_core::Result<String> {
-    let mut chars = name.chars();
-    let valid_start = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-    let valid_rest = chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if valid_start && valid_rest && name.len() <= max {
-        Ok(name.to_owned())
-    } else {
-        Err(config_error(format!(
-            "invalid {what} name {name:?}: use 1 to {max} ASCII letters, digits and `_`, \
-             not starting with a digit"
-        )))
-    }
+    kv_core::backend::sql::identifier(BACKEND, what, name, max).map(str::to_owned)
 }
 
 impl fmt::Debug for PostgresConfig {

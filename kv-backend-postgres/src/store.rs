@@ -17,8 +17,9 @@ use sqlx::{PgPool, Postgres};
 use crate::config::{PostgresConfig, QualifiedTable};
 use crate::connect::PostgresStoreBuilder;
 use crate::error::{BACKEND, map_sqlx_error};
-use crate::rows::{Columns, chunks, in_input_order, ttl_millis};
+use crate::rows::{Columns, chunks, ttl_millis};
 use crate::sql::{Statements, purge};
+use kv_core::backend::sql::in_input_order;
 
 /// The largest value: 256 MiB. PostgreSQL's own limit for a `bytea` field
 /// and for one bound parameter is 1 GB; this leaves room for the rest of a

@@ -22,8 +22,9 @@ use kv_core::{
 };
 
 use crate::error::{BACKEND, map_sqlx_error};
-use crate::rows::{in_input_order, ttl_millis};
+use crate::rows::ttl_millis;
 use crate::store::PostgresStore;
+use kv_core::backend::sql::in_input_order;
 
 /// How many times a transaction the server rolled back for a deadlock or
 /// a serialization failure is run again.
@@ -89,10 +90,8 @@ impl PostgresStore {
 
     pub(crate) async fn read_one_versioned(&self, key: &Key) -> Result<Option<Versioned>> {
         let op = Operation::GetVersioned;
-        if !self.validator.capabilities().versions {
-            self.validator
-                .versioned_keys(op, std::slice::from_ref(key))?;
-        }
+        self.validator
+            .versioned_keys(op, std::slice::from_ref(key))?;
         let row: Option<(Vec<u8>, i64)> = self
             .read(op, || {
                 sqlx::query_as(&self.sql.get_versioned)

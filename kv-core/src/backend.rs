@@ -7,6 +7,7 @@
 //! `kv::backend`.
 
 pub mod counter;
+pub mod sql;
 pub mod stamp;
 
 pub use async_trait::async_trait;

@@ -42,6 +42,7 @@ mod container;
 #[cfg(not(feature = "docker"))]
 #[path = "no_container.rs"]
 mod container;
+pub mod crash;
 mod local;
 mod process;
 pub mod proxy;
