@@ -140,7 +140,7 @@ rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/anykv-* \
   "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/anykv-*
 cargo clean --quiet -p anykv-core -p anykv-testkit -p anykv-conformance
 cargo package --allow-dirty --quiet -p anykv-core -p anykv-testkit -p anykv-conformance \
-  -p anykv-redis -p anykv-postgres -p anykv-etcd -p anykv-mongo
+  -p anykv-redis -p anykv-postgres -p anykv-sqlite -p anykv-etcd -p anykv-mongo
 ls "$CARGO_TARGET_DIR/package/"*.crate
 
 step "cargo test --workspace --all-features"

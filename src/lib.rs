@@ -62,6 +62,14 @@
     doc = "| `rocksdb:///abs/path`, `rocksdb://./rel/path` | RocksDB, embedded (`rocksdb` module) | `rocksdb` | no: enable the `rocksdb` feature |"
 )]
 #![cfg_attr(
+    feature = "sqlite",
+    doc = "| `sqlite:///abs/path.db`, `sqlite://./rel.db`, `sqlite::memory:` | SQLite, embedded ([`sqlite`](mod@sqlite) module) | `sqlite` | yes |"
+)]
+#![cfg_attr(
+    not(feature = "sqlite"),
+    doc = "| `sqlite:///abs/path.db`, `sqlite://./rel.db`, `sqlite::memory:` | SQLite, embedded (`sqlite` module) | `sqlite` | no: enable the `sqlite` feature |"
+)]
+#![cfg_attr(
     feature = "etcd",
     doc = "| `etcd://host:port[,host:port]`, `etcds://` | etcd ([`etcd`](mod@etcd) module) | `etcd` | yes |"
 )]
@@ -110,6 +118,15 @@ pub mod postgres {
 #[cfg_attr(docsrs, doc(cfg(feature = "rocksdb")))]
 pub mod rocksdb {
     pub use kv_backend_rocksdb::*;
+}
+
+/// The embedded SQLite backend (feature `sqlite`):
+/// [`SqliteStore`](sqlite::SqliteStore), its builder and config, and `sqlx`
+/// itself.
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub mod sqlite {
+    pub use kv_backend_sqlite::*;
 }
 
 /// The etcd backend (feature `etcd`): [`EtcdStore`](etcd::EtcdStore), its
@@ -163,11 +180,12 @@ pub async fn connect_store(url: &str) -> Result<Arc<dyn KvStore>> {
         "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => redis(&scheme, url).await,
         "postgres" | "postgresql" => postgres(&scheme, url).await,
         "rocksdb" => rocksdb(&scheme, url).await,
+        "sqlite" => sqlite(&scheme, url).await,
         "etcd" | "etcds" => etcd(&scheme, url).await,
         "mongodb" | "mongodb+srv" => mongo(&scheme, url).await,
         _ => Err(config_error(format!(
             "unknown URL scheme `{scheme}://`; kv knows memory, redis, rediss, redis+cluster, \
-             rediss+cluster, postgres, postgresql, rocksdb, etcd, etcds, mongodb and mongodb+srv"
+             rediss+cluster, postgres, postgresql, rocksdb, sqlite, etcd, etcds, mongodb and mongodb+srv"
         ))),
     }
 }
@@ -199,6 +217,7 @@ fn config_error(message: impl Into<String>) -> Error {
     feature = "redis",
     feature = "postgres",
     feature = "rocksdb",
+    feature = "sqlite",
     feature = "etcd",
     feature = "mongo"
 )))]
@@ -262,6 +281,18 @@ async fn rocksdb(_scheme: &str, url: &str) -> Result<Arc<dyn KvStore>> {
 #[cfg(not(feature = "rocksdb"))]
 async fn rocksdb(scheme: &str, _url: &str) -> Result<Arc<dyn KvStore>> {
     Err(feature_off(scheme, "rocksdb"))
+}
+
+#[cfg(feature = "sqlite")]
+async fn sqlite(_scheme: &str, url: &str) -> Result<Arc<dyn KvStore>> {
+    Ok(kv_backend_sqlite::SqliteStore::open_url(url)
+        .await?
+        .into_dyn())
+}
+
+#[cfg(not(feature = "sqlite"))]
+async fn sqlite(scheme: &str, _url: &str) -> Result<Arc<dyn KvStore>> {
+    Err(feature_off(scheme, "sqlite"))
 }
 
 #[cfg(feature = "memory")]

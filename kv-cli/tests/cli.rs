@@ -1,5 +1,5 @@
-//! The real `kv` binary against RocksDB in a temp dir and the testkit's
-//! Redis and PostgreSQL.
+//! The real `kv` binary against RocksDB and SQLite in a temp dir and the
+//! testkit's Redis and PostgreSQL.
 
 #![allow(clippy::unwrap_used)] // tests fail by panicking
 
@@ -101,6 +101,15 @@ fn single_keys(url: &str, s: &str) {
 fn single_keys_on_rocksdb() {
     let dir = tempfile::tempdir().unwrap();
     single_keys(&rocksdb(dir.path()), "app/");
+}
+
+#[test]
+fn single_keys_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    single_keys(
+        &format!("sqlite://{}", dir.path().join("kv.db").display()),
+        "app/",
+    );
 }
 
 #[test]

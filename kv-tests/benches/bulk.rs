@@ -8,7 +8,7 @@
 //! cargo bench -p kv-tests --features full --bench bulk                      # every backend, 100k and 1M
 //! KV_BENCH_QUICK=1 cargo bench -p kv-tests --features full --bench bulk     # 20k and 100k
 //! cargo bench -p kv-tests --features full --bench bulk -- redis postgres    # some backends
-//! cargo bench -p kv-tests --features redis,postgres,etcd,mongo --bench bulk # without RocksDB's C++ build
+//! cargo bench -p kv-tests --features redis,postgres,sqlite,etcd,mongo --bench bulk # without RocksDB's C++ build
 //! ```
 //!
 //! Servers come from kv-testkit (`KV_TEST_*_URL`, Docker, or local binaries).
@@ -26,7 +26,9 @@ const VALUE_BYTES: usize = 100;
 const CONCURRENCY: usize = kv::DEFAULT_CONCURRENCY;
 /// The concurrency levels of the sweep that chose the default.
 const SWEEP: [usize; 5] = [1, 2, 4, 8, 16];
-const BACKENDS: [&str; 6] = ["memory", "redis", "postgres", "rocksdb", "etcd", "mongo"];
+const BACKENDS: [&str; 7] = [
+    "memory", "redis", "postgres", "rocksdb", "sqlite", "etcd", "mongo",
+];
 
 fn main() {
     let args: Vec<String> = std::env::args()
@@ -80,9 +82,14 @@ fn main() {
             println!("| rocksdb | (built without the rocksdb feature) | | | | | | | |");
             continue;
         }
+        if backend == "sqlite" && cfg!(not(feature = "sqlite")) {
+            println!("| sqlite | (built without the sqlite feature) | | | | | | | |");
+            continue;
+        }
         let url = match backend {
             "memory" => "memory://".to_owned(),
             "rocksdb" => format!("rocksdb://{}", dir.path().join("db").display()),
+            "sqlite" => format!("sqlite://{}", dir.path().join("kv.db").display()),
             "redis" => server_url(kv_testkit::Kind::Redis),
             "postgres" => server_url(kv_testkit::Kind::Postgres),
             "etcd" => server_url(kv_testkit::Kind::Etcd),

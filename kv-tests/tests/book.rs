@@ -242,6 +242,7 @@ fn normalize(path: &Path) -> PathBuf {
     feature = "redis",
     feature = "postgres",
     feature = "rocksdb",
+    feature = "sqlite",
     feature = "etcd",
     feature = "mongo"
 ))]
@@ -270,6 +271,7 @@ mod capabilities {
         };
         let dir = tempfile::tempdir().unwrap();
         let rocksdb = format!("rocksdb://{}", dir.path().join("db").display());
+        let sqlite = format!("sqlite://{}", dir.path().join("kv.db").display());
         let mut actual: Vec<(&str, Capabilities)> = Vec::new();
         for (column, url) in [
             ("memory", "memory://".to_owned()),
@@ -277,6 +279,7 @@ mod capabilities {
             ("Redis Cluster (spread)", cluster.url().to_owned()),
             ("PostgreSQL", postgres.url().to_owned()),
             ("RocksDB", rocksdb),
+            ("SQLite", sqlite),
             ("etcd", etcd.kv_url()),
             ("MongoDB replica set", mongo.url().to_owned()),
             ("MongoDB standalone", standalone.url().to_owned()),

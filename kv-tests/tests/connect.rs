@@ -56,6 +56,12 @@ async fn backend_without_its_feature_names_the_feature() {
     if cfg!(not(feature = "rocksdb")) {
         cases.push(("rocksdb:///tmp/x", "rocksdb"));
     }
+    if cfg!(not(feature = "sqlite")) {
+        cases.extend([
+            ("sqlite:///tmp/x.db", "sqlite"),
+            ("sqlite::memory:", "sqlite"),
+        ]);
+    }
     if cfg!(not(feature = "postgres")) {
         cases.extend([
             ("postgres://u@h/db", "postgres"),
@@ -153,6 +159,37 @@ async fn mongo_url_errors_never_echo_the_password() {
         let err = kv::connect(url).await.unwrap_err();
         assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
     }
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn sqlite_urls_open_a_file_that_persists_or_a_private_memory_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("kv.db").display());
+    {
+        let kv = kv::connect(&url).await.unwrap();
+        kv.batch_set([("a", 1), ("b", 2)]).await.unwrap();
+        assert_eq!(kv.store().backend(), "sqlite");
+    }
+    // Schemes are case-insensitive.
+    let kv = kv::connect(&url.replace("sqlite://", "SQLite://"))
+        .await
+        .unwrap();
+    assert_eq!(
+        kv.batch_get::<i32, _>(["b", "a", "c"]).await.unwrap(),
+        [Some(2), Some(1), None]
+    );
+    let first = kv::connect("sqlite::memory:").await.unwrap();
+    first.set("only-here", &1).await.unwrap();
+    let second = kv::connect("sqlite::memory:").await.unwrap();
+    assert_eq!(
+        second.get::<i32>("only-here").await.unwrap(),
+        None,
+        "private"
+    );
+    assert!(!first.store().capabilities().persistent);
+    let err = kv::connect("sqlite://relative.db").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
 }
 
 #[cfg(feature = "rocksdb")]

@@ -7,6 +7,7 @@
     feature = "redis",
     feature = "postgres",
     feature = "rocksdb",
+    feature = "sqlite",
     feature = "etcd",
     feature = "mongo"
 ))]
@@ -103,6 +104,16 @@ async fn the_rocksdb_example_runs() {
     let path = dir.path().join("db");
     let out = run("rocksdb", &[path.to_str().unwrap()]);
     assert!(out.contains("[Some(1), Some(2), None]"), "{out}");
+}
+
+#[tokio::test]
+async fn the_sqlite_example_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kv.db");
+    let out = run("sqlite", &[path.to_str().unwrap()]);
+    assert!(out.contains("[Some(1), Some(2), None]"), "{out}");
+    assert!(out.contains("applied = false"), "{out}");
+    assert!(out.contains("a = Some(10)"), "{out}");
 }
 
 #[tokio::test]
