@@ -5,6 +5,7 @@
 #   redis-server            Redis for kv-backend-redis tests
 #   etcd-server etcd-client etcd for kv-backend-etcd tests
 #   postgresql              initdb/pg_ctl/postgres for kv-backend-postgres tests
+#   mariadb-server          mariadb-install-db/mariadbd for the MySQL tests
 #   protobuf-compiler       protoc, needed to build the etcd-client crate
 #   libprotobuf-dev         protoc's well-known types (google/protobuf/*.proto) it imports
 #   clang libclang-dev      bindgen, needed to build the rocksdb crate
@@ -23,7 +24,7 @@ if [ "$(id -u)" -ne 0 ]; then
   SUDO="sudo"
 fi
 
-APT_PACKAGES=(redis-server etcd-server etcd-client postgresql protobuf-compiler libprotobuf-dev clang libclang-dev openssl python3-venv)
+APT_PACKAGES=(redis-server etcd-server etcd-client postgresql mariadb-server protobuf-compiler libprotobuf-dev clang libclang-dev openssl python3-venv)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -39,7 +40,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   # Debian starts packaged services on install; the tests start their own
   # servers on free ports, so stop the system ones (best effort, no systemd in
   # containers).
-  for svc in redis-server etcd postgresql; do
+  for svc in redis-server etcd postgresql mariadb; do
     $SUDO service "$svc" stop >/dev/null 2>&1 || true
   done
 else

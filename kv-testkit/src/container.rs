@@ -9,7 +9,7 @@ use std::time::Duration;
 use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::runners::SyncRunner;
 use testcontainers::{Container, GenericImage, Image, ImageExt};
-use testcontainers_modules::{mongo::Mongo, postgres::Postgres, redis::Redis};
+use testcontainers_modules::{mariadb::Mariadb, mongo::Mongo, postgres::Postgres, redis::Redis};
 
 use crate::Kind;
 use crate::process::{on_owner_exit, which};
@@ -70,7 +70,7 @@ fn unix_ping(
 }
 
 /// Starts `kind` in a container: Redis 7.2, PostgreSQL 16, MongoDB 7 as a
-/// one-node replica set, etcd 3.5.
+/// one-node replica set, etcd 3.5, MariaDB 10.11 with a database `kv`.
 pub(crate) fn start(kind: Kind) -> Result<Running, String> {
     match kind {
         Kind::Redis => run(Redis::default().with_tag("7.2"), 6379, |port| {
@@ -83,6 +83,13 @@ pub(crate) fn start(kind: Kind) -> Result<Running, String> {
             format!("mongodb://127.0.0.1:{port}/?directConnection=true")
         }),
         Kind::Etcd => etcd(),
+        Kind::Mysql => run(
+            Mariadb::default()
+                .with_init_sql("CREATE DATABASE IF NOT EXISTS kv;".as_bytes().to_vec())
+                .with_tag("10.11"),
+            3306,
+            |port| format!("mysql://root@127.0.0.1:{port}/kv"),
+        ),
     }
 }
 

@@ -2,22 +2,23 @@
 //! conformance suite's fault tests use. Published as `anykv-testkit` (the
 //! conformance suite depends on it); a dev-dependency of the backend crates.
 //!
-//! [`server`] (or [`redis`], [`postgres`], [`etcd`], [`mongo`]) returns a
+//! [`server`] (or [`redis`], [`postgres`], [`etcd`], [`mongo`], [`mysql`]) returns a
 //! running server of that kind, started once per test process and shared by
 //! all its tests. It is found in this order:
 //!
 //! 1. a URL in the environment: `KV_TEST_REDIS_URL`, `KV_TEST_POSTGRES_URL`,
-//!    `KV_TEST_ETCD_URL`, `KV_TEST_MONGO_URL` (your own server; nothing is
-//!    started or stopped);
+//!    `KV_TEST_ETCD_URL`, `KV_TEST_MONGO_URL`, `KV_TEST_MYSQL_URL` (your own
+//!    server; nothing is started or stopped);
 //! 2. with the `docker` feature (off by default), a container through
 //!    testcontainers, when a Docker daemon answers
 //!    (Redis 7.2, PostgreSQL 16, MongoDB 7 as a one-node replica set,
-//!    etcd 3.5); `KV_TEST_NO_DOCKER=1` skips this step;
+//!    etcd 3.5, MariaDB 10.11); `KV_TEST_NO_DOCKER=1` skips this step;
 //! 3. the server binary on this machine, started on a free 127.0.0.1 port in
 //!    a temp dir: `redis-server`; PostgreSQL's `initdb` + `postgres` (as the
 //!    `postgres` user when running as root); `etcd`; a real `mongod` as a
 //!    replica set, else SecantusDB, a MongoDB-wire-compatible server
-//!    installed by `scripts/install-test-deps.sh`;
+//!    installed by `scripts/install-test-deps.sh`; MariaDB's
+//!    `mariadb-install-db` + `mariadbd` with a database `kv`;
 //! 4. otherwise the calling test fails with a message saying what to install.
 //!    Only `KV_TEST_SKIP_UNAVAILABLE=1` turns that into a skip (`None`), and
 //!    a skip prints a loud line.
@@ -76,11 +77,19 @@ pub enum Kind {
     Etcd,
     /// MongoDB (or a MongoDB-wire-compatible server).
     Mongo,
+    /// MySQL or MariaDB.
+    Mysql,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 4] = [Kind::Redis, Kind::Postgres, Kind::Etcd, Kind::Mongo];
+    pub const ALL: [Kind; 5] = [
+        Kind::Redis,
+        Kind::Postgres,
+        Kind::Etcd,
+        Kind::Mongo,
+        Kind::Mysql,
+    ];
 
     /// The server's name.
     pub fn name(self) -> &'static str {
@@ -89,6 +98,7 @@ impl Kind {
             Kind::Postgres => "PostgreSQL",
             Kind::Etcd => "etcd",
             Kind::Mongo => "MongoDB",
+            Kind::Mysql => "MySQL",
         }
     }
 
@@ -99,6 +109,7 @@ impl Kind {
             Kind::Postgres => "KV_TEST_POSTGRES_URL",
             Kind::Etcd => "KV_TEST_ETCD_URL",
             Kind::Mongo => "KV_TEST_MONGO_URL",
+            Kind::Mysql => "KV_TEST_MYSQL_URL",
         }
     }
 
@@ -111,6 +122,7 @@ impl Kind {
                 "install mongod and mongosh on PATH, or SecantusDB: python3 -m venv ~/.cache/kv/secantus \
                  && ~/.cache/kv/secantus/bin/pip install SecantusDB==0.7.0b3"
             }
+            Kind::Mysql => "apt-get install mariadb-server",
         }
     }
 
@@ -310,7 +322,8 @@ impl fmt::Debug for TestServer {
     }
 }
 
-static SERVERS: [OnceLock<Result<TestServer, String>>; 4] = [
+static SERVERS: [OnceLock<Result<TestServer, String>>; 5] = [
+    OnceLock::new(),
     OnceLock::new(),
     OnceLock::new(),
     OnceLock::new(),
@@ -472,6 +485,13 @@ pub async fn etcd() -> Option<&'static TestServer> {
 /// The shared MongoDB server (a one-node replica set). See [`server`].
 pub async fn mongo() -> Option<&'static TestServer> {
     server(Kind::Mongo).await
+}
+
+/// The shared MySQL server (MariaDB started locally, or MariaDB 10.11 in
+/// Docker), with a database `kv`: its [`url`](TestServer::url) is
+/// `mysql://root@127.0.0.1:port/kv`. See [`server`].
+pub async fn mysql() -> Option<&'static TestServer> {
+    server(Kind::Mysql).await
 }
 
 fn skip_allowed() -> bool {

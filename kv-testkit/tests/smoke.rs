@@ -109,6 +109,45 @@ async fn mongo_answers_and_commits_a_transaction() {
     assert_eq!(found.get_i32("v").unwrap(), 1);
 }
 
+#[tokio::test]
+async fn mysql_answers_a_query_in_a_transaction() {
+    let Some(server) = kv_testkit::mysql().await else {
+        return;
+    };
+    let pool = sqlx::mysql::MySqlPoolOptions::new()
+        .max_connections(2)
+        .connect(server.url())
+        .await
+        .unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query(
+        "CREATE TEMPORARY TABLE smoke (k VARBINARY(1024) PRIMARY KEY, v LONGBLOB) ENGINE = InnoDB",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO smoke VALUES (?, ?), (?, ?)")
+        .bind("a")
+        .bind(b"1".to_vec())
+        .bind("b")
+        .bind(b"2".to_vec())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM smoke")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    tx.rollback().await.unwrap();
+    let (version,): (String,) = sqlx::query_as("SELECT VERSION()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(!version.is_empty());
+    assert!(server.url().starts_with("mysql://") && server.url().ends_with("/kv"));
+}
+
 #[test]
 fn kinds_name_their_env_vars() {
     let vars: Vec<&str> = Kind::ALL.iter().map(|k| k.env_var()).collect();
@@ -118,7 +157,8 @@ fn kinds_name_their_env_vars() {
             "KV_TEST_REDIS_URL",
             "KV_TEST_POSTGRES_URL",
             "KV_TEST_ETCD_URL",
-            "KV_TEST_MONGO_URL"
+            "KV_TEST_MONGO_URL",
+            "KV_TEST_MYSQL_URL"
         ]
     );
 }

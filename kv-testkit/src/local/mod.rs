@@ -3,11 +3,13 @@
 
 mod etcd;
 mod mongo;
+mod mysql;
 mod postgres;
 mod redis;
 
 pub(crate) use etcd::{etcd_cluster, etcd_tls};
 pub(crate) use mongo::{MongoOptions, MongoTls, mongo, mongod_replica_set};
+pub(crate) use mysql::mysql;
 pub(crate) use postgres::{PostgresOptions, postgres};
 pub(crate) use redis::{RedisOptions, redis, redis_cluster};
 
@@ -64,6 +66,7 @@ fn start_once(kind: Kind) -> Result<Local, String> {
         Kind::Postgres => postgres(&PostgresOptions::default()),
         Kind::Etcd => etcd::etcd(),
         Kind::Mongo => mongo(MongoOptions::default()),
+        Kind::Mysql => mysql(),
     }
 }
 
@@ -115,7 +118,7 @@ pub(crate) fn wait_ready(kind: Kind, url: &str) -> bool {
         Kind::Redis => tcp_exchange(&addr, b"PING\r\n").is_some_and(|r| r.starts_with("+PONG")),
         Kind::Etcd => tcp_exchange(&addr, b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n")
             .is_some_and(|r| r.contains("\"health\":\"true\"")),
-        Kind::Postgres | Kind::Mongo => addr.parse().is_ok_and(|a| {
+        Kind::Postgres | Kind::Mongo | Kind::Mysql => addr.parse().is_ok_and(|a| {
             std::net::TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_ok()
         }),
     })
