@@ -7,16 +7,18 @@ use std::time::Duration;
 
 use kv_core::{BulkWriter, Entry, ErrorKind, KvStore, WriteOp};
 
-use crate::support::{Space, b, list_all};
+use crate::support::{Space, b, large, list_all};
 
-/// 50,000 entries in chunks of the store's batch size, 4 at once: every
-/// one lands with its value, the report and the final progress count them
-/// all, and memory-bounded reading finishes the input.
-pub async fn bulk_load_of_50000_entries_lands_exactly(store: Arc<dyn KvStore>) {
+/// 50,000 entries (at full size: see [`scale_large_cases`](crate::scale_large_cases))
+/// in chunks of the store's batch size, 4 at once: every one lands with its
+/// value, the report and the final progress count them all, and
+/// memory-bounded reading finishes the input.
+pub async fn bulk_load_of_many_entries_lands_exactly(store: Arc<dyn KvStore>) {
+    let n = large(50_000);
     let s = Space::new("bulk-50k");
     let writer = BulkWriter::new(store.clone()).concurrency(4);
     let progress = writer.progress();
-    let entries = (0..50_000).map(|i| Entry::new(s.key(&format!("{i:05}")), b(&i.to_string())));
+    let entries = (0..n).map(|i| Entry::new(s.key(&format!("{i:05}")), b(&i.to_string())));
     let report = writer.write_iter(entries).await;
     eprintln!(
         "bulk load: {} keys in {} chunks in {:?} ({:.0} keys/s), {} retries",
@@ -27,39 +29,39 @@ pub async fn bulk_load_of_50000_entries_lands_exactly(store: Arc<dyn KvStore>) {
         report.retries
     );
     assert!(report.is_complete(), "{:?}", report.failed.first());
-    assert_eq!(report.keys_written, 50_000);
+    assert_eq!(report.keys_written, n as u64);
     let chunk = store
         .capabilities()
         .max_batch_ops
         .unwrap_or(kv_core::DEFAULT_CHUNK_SIZE)
         .min(kv_core::DEFAULT_CHUNK_SIZE);
-    assert_eq!(report.chunks_written, 50_000_u64.div_ceil(chunk as u64));
+    assert_eq!(report.chunks_written, (n as u64).div_ceil(chunk as u64));
     assert!(report.max_concurrent >= 1 && report.max_concurrent <= 4);
     let last = progress.borrow().clone();
     let chunk = chunk.max(1);
     assert!(last.finished && last.chunks_in_flight.is_empty());
-    assert_eq!(last.keys_done, 50_000);
+    assert_eq!(last.keys_done, n as u64);
 
     // Values read back (the first chunk whole, and a sample), then every
     // key deleted and counted once: each landed exactly once. Point reads
     // and deletes only, so the check costs the same on servers whose range
     // scans are slow.
-    let keys: Vec<_> = (0..50_000).map(|i| s.key(&format!("{i:05}"))).collect();
-    let got = store.batch_get(&keys[..chunk]).await.unwrap();
+    let keys: Vec<_> = (0..n).map(|i| s.key(&format!("{i:05}"))).collect();
+    let first = chunk.min(n);
+    let got = store.batch_get(&keys[..first]).await.unwrap();
     for (i, value) in got.into_iter().enumerate() {
         assert_eq!(value, Some(b(&i.to_string())), "{:?}", keys[i]);
     }
-    let probe = s.keys(&["12345", "33333", "49999"]);
+    let sample = [n / 4, n / 2 + 1, n - 1];
+    let probe: Vec<_> = sample.iter().map(|i| keys[*i].clone()).collect();
     let got = store.batch_get(&probe).await.unwrap();
-    assert_eq!(
-        got,
-        vec![Some(b("12345")), Some(b("33333")), Some(b("49999"))]
-    );
+    let want: Vec<_> = sample.iter().map(|i| Some(b(&i.to_string()))).collect();
+    assert_eq!(got, want);
     let mut deleted = 0;
     for part in keys.chunks(chunk) {
         deleted += store.batch_delete(part).await.unwrap();
     }
-    assert_eq!(deleted, 50_000);
+    assert_eq!(deleted, n as u64);
     s.cleanup(&*store).await;
 }
 

@@ -11,7 +11,7 @@ use kv_core::{
     PrefixStore, copy,
 };
 
-use crate::support::{SHORT_TTL, Space, b, wait_past_short_ttl};
+use crate::support::{SHORT_TTL, Space, b, large, wait_past_short_ttl};
 
 /// The TTL of entry `i` of an export case: none, a short one that is over
 /// before the export, or minutes that differ by key. `None` everywhere on
@@ -83,12 +83,13 @@ async fn delete_all(store: &dyn KvStore, keys: impl Iterator<Item = Key>) {
     }
 }
 
-/// Export of 20,000 keys (a tenth expired before it, half with TTLs of
-/// about ten minutes): every live key exactly once, ascending, with its
-/// value and its remaining TTL.
-pub async fn export_of_20000_keys_returns_each_live_key_once_with_its_ttl(store: Arc<dyn KvStore>) {
+/// Export of 20,000 keys (at full size: see
+/// [`scale_large_cases`](crate::scale_large_cases)), a tenth expired before
+/// it, half with TTLs of about ten minutes: every live key exactly once,
+/// ascending, with its value and its remaining TTL.
+pub async fn export_of_many_keys_returns_each_live_key_once_with_its_ttl(store: Arc<dyn KvStore>) {
     let s = Space::new("export-20k");
-    let written = entries(&*store, &s, 20_000);
+    let written = entries(&*store, &s, large(20_000));
     let started = Instant::now();
     load(&store, &written).await;
     wait_past_short_ttl().await;

@@ -59,7 +59,7 @@ use std::time::Duration;
 
 use kv_core::KvStore;
 
-pub use support::{Probe, Space};
+pub use support::{Probe, Space, scale_large_cases};
 
 /// The longest one case may take before it fails: a guard against hangs,
 /// not a speed check. The 50,000-key bulk case on the slowest test server
@@ -216,11 +216,11 @@ macro_rules! __for_each_case {
             concurrency::readers_never_see_half_a_batch,
             ext::batch_exists_is_aligned,
             ext::clear_removes_only_the_prefix,
-            bulk::bulk_load_of_50000_entries_lands_exactly,
+            bulk::bulk_load_of_many_entries_lands_exactly,
             bulk::bulk_chunk_with_an_invalid_entry_fails_alone,
             bulk::bulk_write_ops_keep_input_order_per_key,
             bulk::bulk_fail_fast_stops_after_the_first_failure,
-            export::export_of_20000_keys_returns_each_live_key_once_with_its_ttl,
+            export::export_of_many_keys_returns_each_live_key_once_with_its_ttl,
             export::export_resumes_after_a_key,
             export::copy_to_memory_and_back_keeps_values_and_ttls,
             typed_versions::update_changes_values_that_do_not_reencode,

@@ -360,3 +360,27 @@ impl KvStore for Probe {
         self.inner.health().await
     }
 }
+
+/// The share, in percent, of the full size that the two large cases write
+/// (the 50,000-entry bulk load and the 20,000-key export); 100 unless a
+/// test binary called [`scale_large_cases`].
+static LARGE_CASES_PERCENT: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(100);
+
+/// Scales the suite's two large cases (the bulk load of 50,000 entries and
+/// the export of 20,000 keys) to `percent` of their size, for a test server
+/// that is a slow stand-in for the real one: the MongoDB suite calls it
+/// with 20 when its server is SecantusDB, whose range scans and
+/// transactions cost far more than mongod's (the two cases took about six
+/// minutes of its run), and runs the full size against a real mongod. Call
+/// it from the suite's factory, before the store is returned; it holds for
+/// the whole test binary. At least 1% (and 100 entries) is kept.
+pub fn scale_large_cases(percent: usize) {
+    LARGE_CASES_PERCENT.store(percent.clamp(1, 100), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// `full` scaled by [`scale_large_cases`], at least 100.
+pub(crate) fn large(full: usize) -> usize {
+    let percent = LARGE_CASES_PERCENT.load(std::sync::atomic::Ordering::Relaxed);
+    (full * percent / 100).max(100)
+}
