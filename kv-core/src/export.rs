@@ -2,6 +2,8 @@
 //! as a stream of list pages read with
 //! [`batch_get_with_ttl`](crate::KvStore::batch_get_with_ttl).
 
+use std::time::Instant;
+
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
 use crate::batch::Entry;
@@ -82,6 +84,18 @@ pub(crate) fn export<'a, S: KvStore + ?Sized>(
     prefix: &'a str,
     options: ExportOptions,
 ) -> BoxStream<'a, Result<Entry>> {
+    export_read(store, prefix, options)
+        .map_ok(|(entry, _)| entry)
+        .boxed()
+}
+
+/// [`export`], each entry with when its page was read: its TTL is what was
+/// left at that moment (a copy takes the time since off before writing).
+pub(crate) fn export_read<'a, S: KvStore + ?Sized>(
+    store: &'a S,
+    prefix: &'a str,
+    options: ExportOptions,
+) -> BoxStream<'a, Result<(Entry, Instant)>> {
     let limit = options.page_size_for(store);
     // `Some(cursor)` while pages remain; the first page starts at the option.
     let pages = stream::try_unfold(Some(options.start_after), move |cursor| async move {
@@ -104,10 +118,20 @@ pub(crate) fn export<'a, S: KvStore + ?Sized>(
         Ok(Some((page.keys, next)))
     });
     pages
-        .map_ok(move |keys| async move { store.batch_get_with_ttl(&keys).await })
+        .map_ok(move |keys| async move {
+            let found = store.batch_get_with_ttl(&keys).await?;
+            Ok((found, Instant::now()))
+        })
         .try_buffered(options.read_ahead.max(1))
         // A key listed but gone by the read was deleted or expired between.
-        .map_ok(|found| stream::iter(found.into_iter().flatten().map(Ok)))
+        .map_ok(|(found, read_at)| {
+            stream::iter(
+                found
+                    .into_iter()
+                    .flatten()
+                    .map(move |entry| Ok((entry, read_at))),
+            )
+        })
         .try_flatten()
         // The first error ends the stream: pages read ahead of it would
         // leave a gap before the cursor the caller resumes from.

@@ -382,6 +382,38 @@ async fn verification_reports_a_changed_copy() {
     assert_eq!(check.into_result().unwrap_err().kind(), ErrorKind::Backend);
 }
 
+/// A copied TTL is what is left when its chunk is written, not when the
+/// source was read: here one page of 40 entries is read at once and
+/// written in 4 chunks of 10, one at a time, each write taking 300 ms, so
+/// the last chunk leaves 900 ms after its entries were read. Copied as
+/// read, its keys would expire 1.2 s after the originals (more than this
+/// test's 500 ms tolerance); with the time in transit taken off, only the
+/// write's own 300 ms remains (a relative TTL starts when the store gets
+/// it).
+#[tokio::test]
+async fn a_copy_takes_the_time_in_transit_off_each_ttl() {
+    let src = MemoryStore::new();
+    src.batch_set(
+        (0..40)
+            .map(|i| entry(i).with_ttl(Duration::from_secs(600)))
+            .collect(),
+    )
+    .await
+    .unwrap();
+    let dst = Faulty::new(0, Duration::from_millis(300));
+    let mut options = CopyOptions::default().page_size(40).verify(true);
+    options.ttl_tolerance = Duration::from_millis(500);
+    let report = BulkWriter::new(dst.clone())
+        .chunk_size(10)
+        .concurrency(1)
+        .copy_from(&src, "", options)
+        .await;
+    assert_eq!(report.load.chunks_written, 4);
+    let verify = report.verify.as_ref().unwrap();
+    assert_eq!((verify.checked, verify.mismatched), (40, 0), "{verify:?}");
+    assert!(report.is_complete());
+}
+
 /// A key deleted between an export's list and its read is skipped; every
 /// other key is yielded once.
 #[tokio::test(start_paused = true)]

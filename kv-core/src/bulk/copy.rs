@@ -4,13 +4,13 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use futures::future::ready;
+use futures::future::{BoxFuture, ready};
 use futures::{StreamExt, TryStreamExt};
 
-use super::{BulkReport, BulkWriter};
+use super::{BulkItem, BulkReport, BulkWriter};
 use crate::batch::Entry;
 use crate::error::{Error, Result};
-use crate::export::{ExportOptions, export};
+use crate::export::{ExportOptions, export, export_read};
 use crate::key::Key;
 use crate::store::KvStore;
 
@@ -135,10 +135,10 @@ impl CopyReport {
     }
 }
 
-/// What the verification pass of a copy found. It reads the source again
-/// and compares each live key with the destination: same value, a TTL on
-/// both or neither, the TTLs within the tolerance. It assumes nothing
-/// writes to the source meanwhile.
+/// What the verification pass of a copy found. It lists the source again
+/// and reads each page of keys from both stores at once, comparing each
+/// live key: same value, a TTL on both or neither, the TTLs within the
+/// tolerance. It assumes nothing writes to the source meanwhile.
 #[derive(Debug, Default)]
 pub struct VerifyReport {
     /// Source keys compared.
@@ -147,7 +147,7 @@ pub struct VerifyReport {
     pub mismatched: u64,
     /// The first [`MAX_REPORTED_MISMATCHES`] of them.
     pub mismatched_keys: Vec<Key>,
-    /// Keys missing in the destination that had also expired in the source
+    /// Keys listed in the source that had expired (or were deleted) there
     /// by the time they were compared: not mismatches.
     pub expired_in_transit: u64,
     /// The error that stopped the pass early, if one did.
@@ -211,6 +211,54 @@ struct Seen {
     error: Option<Error>,
 }
 
+/// An entry read from the source, with when it was read: its TTL is what
+/// was left then. A chunk waits in the pipeline (filling up, for a permit,
+/// between retries) for seconds on a slow source; it is written with what
+/// is left at that moment, so a copy expires when the original does, not
+/// later by the time it spent in transit.
+#[derive(Clone)]
+pub(crate) struct ReadEntry {
+    entry: Entry,
+    read_at: std::time::Instant,
+}
+
+impl ReadEntry {
+    /// The entry as it is to be written now: its TTL less the time since it
+    /// was read; `None` when that has run out (it expired in transit).
+    fn now(&self) -> Option<Entry> {
+        match self.entry.ttl {
+            None => Some(self.entry.clone()),
+            Some(ttl) => {
+                let left = ttl.checked_sub(self.read_at.elapsed())?;
+                (!left.is_zero()).then(|| Entry {
+                    ttl: Some(left),
+                    ..self.entry.clone()
+                })
+            }
+        }
+    }
+}
+
+impl BulkItem for ReadEntry {
+    fn key(&self) -> &Key {
+        &self.entry.key
+    }
+
+    fn bytes(&self) -> usize {
+        self.entry.bytes()
+    }
+
+    fn apply<'a>(store: &'a dyn KvStore, chunk: &'a [Self]) -> BoxFuture<'a, Result<()>> {
+        let entries: Vec<Entry> = chunk.iter().filter_map(ReadEntry::now).collect();
+        Box::pin(async move {
+            if entries.is_empty() {
+                return Ok(());
+            }
+            store.batch_set(entries).await
+        })
+    }
+}
+
 impl BulkWriter {
     /// Copies every live entry under `prefix` from `src` into this writer's
     /// store, each with its remaining TTL (so a copied session expires when
@@ -219,7 +267,10 @@ impl BulkWriter {
     /// [`write`](Self::write), in bounded memory, with this writer's chunks,
     /// concurrency, retries and progress.
     ///
-    /// - Values and TTLs are copied as they are; keys keep their names.
+    /// - Values are copied as they are, keys keep their names, and each TTL
+    ///   is what is left when its chunk is written (the time a chunk spends
+    ///   in transit is taken off; an entry whose TTL ran out meanwhile is not
+    ///   written, as it would have expired).
     /// - An error reading the source ends the copy (the chunks read so far
     ///   are written); a failed chunk is reported as in any load. Either
     ///   way [`CopyReport::resume_after`] says where to start again.
@@ -240,16 +291,16 @@ impl BulkWriter {
         };
         let chunk = self.chunk_size as u64;
         let seen = Mutex::new(Seen::default());
-        let items = export(src, prefix, export_options).scan((), |(), item| {
+        let items = export_read(src, prefix, export_options).scan((), |(), item| {
             let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
             ready(match item {
-                Ok(entry) => {
+                Ok((entry, read_at)) => {
                     seen.read += 1;
                     if seen.read % chunk == 0 {
                         seen.chunk_last.push(entry.key.clone());
                     }
                     seen.last = Some(entry.key.clone());
-                    Some(entry)
+                    Some(ReadEntry { entry, read_at })
                 }
                 Err(error) => {
                     seen.error = Some(error);
@@ -317,6 +368,11 @@ impl BulkWriter {
         report
     }
 
+    /// Compares one page of source keys with the destination. Both sides
+    /// are read again, at the same moment: the export stream reads pages
+    /// ahead, so the TTLs it carries can be seconds old by the time a page
+    /// is compared (on a loaded machine, more than the tolerance), while
+    /// TTLs read together differ only by how long the copy took to write.
     async fn verify_page(
         &self,
         src: &dyn KvStore,
@@ -325,27 +381,21 @@ impl BulkWriter {
         report: &mut VerifyReport,
     ) -> Result<()> {
         let keys: Vec<Key> = page.iter().map(|e| e.key.clone()).collect();
-        let copied = self.store.batch_get_with_ttl(&keys).await?;
-        let mut missing = Vec::new();
-        for (original, copy) in page.iter().zip(copied) {
+        let (source, copied) = tokio::join!(
+            src.batch_get_with_ttl(&keys),
+            self.store.batch_get_with_ttl(&keys)
+        );
+        for ((key, source), copy) in keys.iter().zip(source?).zip(copied?) {
             report.checked += 1;
-            match copy {
-                None => missing.push(original.key.clone()),
-                Some(copy) if !same(original, &copy, options.ttl_tolerance) => {
-                    report.mismatch(&original.key);
+            match (source, copy) {
+                // Gone from the source since the export read it: it expired
+                // (or was deleted) in transit.
+                (None, _) => report.expired_in_transit += 1,
+                (Some(_), None) => report.mismatch(key),
+                (Some(original), Some(copy)) if !same(&original, &copy, options.ttl_tolerance) => {
+                    report.mismatch(key);
                 }
-                Some(_) => {}
-            }
-        }
-        if !missing.is_empty() {
-            // Gone from the source too since it was read: it expired (or
-            // was deleted) in transit.
-            let still = src.batch_get(&missing).await?;
-            for (key, value) in missing.iter().zip(still) {
-                match value {
-                    None => report.expired_in_transit += 1,
-                    Some(_) => report.mismatch(key),
-                }
+                (Some(_), Some(_)) => {}
             }
         }
         Ok(())

@@ -56,6 +56,7 @@ mod sealed {
     pub trait Sealed {}
     impl Sealed for crate::batch::Entry {}
     impl Sealed for crate::batch::WriteOp {}
+    impl Sealed for super::copy::ReadEntry {}
 }
 
 impl BulkItem for Entry {
