@@ -234,6 +234,8 @@ impl SqliteStore {
         }
         let mut rest = puts;
         for size in upsert_sizes(puts.len()) {
+            // The sizes add up to `puts.len()` (tested in sql.rs), so every
+            // split is within what is left.
             let (rows, after) = rest.split_at(size);
             rest = after;
             let mut query = sqlx::query(self.sql.upsert(size)).bind(version);

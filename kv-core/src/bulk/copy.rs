@@ -135,10 +135,10 @@ impl CopyReport {
     }
 }
 
-/// What the verification pass of a copy found. It lists the source again
-/// and reads each page of keys from both stores at once, comparing each
-/// live key: same value, a TTL on both or neither, the TTLs within the
-/// tolerance. It assumes nothing writes to the source meanwhile.
+/// What the verification pass of a copy found. It reads the source again
+/// and compares each live key with the destination: same value, a TTL on
+/// both or neither, the TTLs within the tolerance. It assumes nothing
+/// writes to the source meanwhile.
 #[derive(Debug, Default)]
 pub struct VerifyReport {
     /// Source keys compared.
@@ -147,7 +147,7 @@ pub struct VerifyReport {
     pub mismatched: u64,
     /// The first [`MAX_REPORTED_MISMATCHES`] of them.
     pub mismatched_keys: Vec<Key>,
-    /// Keys listed in the source that had expired (or were deleted) there
+    /// Keys missing in the destination that had also expired in the source
     /// by the time they were compared: not mismatches.
     pub expired_in_transit: u64,
     /// The error that stopped the pass early, if one did.
@@ -342,10 +342,13 @@ impl BulkWriter {
         prefix: &str,
         options: &CopyOptions,
     ) -> VerifyReport {
+        // One page at a time: no source read is in flight while a page is
+        // compared, so the source may be read again for missing keys even
+        // when it has one connection (an in-memory SQLite store).
         let export_options = ExportOptions {
             page_size: options.page_size,
             start_after: options.start_after.clone(),
-            ..ExportOptions::default()
+            read_ahead: 1,
         };
         let page = export_options
             .page_size_for(src)
@@ -368,11 +371,9 @@ impl BulkWriter {
         report
     }
 
-    /// Compares one page of source keys with the destination. Both sides
-    /// are read again, at the same moment: the export stream reads pages
-    /// ahead, so the TTLs it carries can be seconds old by the time a page
-    /// is compared (on a loaded machine, more than the tolerance), while
-    /// TTLs read together differ only by how long the copy took to write.
+    /// Compares one page of source keys with the destination, and reads
+    /// the source again for the keys missing there (expired in transit, or
+    /// not copied).
     async fn verify_page(
         &self,
         src: &dyn KvStore,
@@ -381,21 +382,27 @@ impl BulkWriter {
         report: &mut VerifyReport,
     ) -> Result<()> {
         let keys: Vec<Key> = page.iter().map(|e| e.key.clone()).collect();
-        let (source, copied) = tokio::join!(
-            src.batch_get_with_ttl(&keys),
-            self.store.batch_get_with_ttl(&keys)
-        );
-        for ((key, source), copy) in keys.iter().zip(source?).zip(copied?) {
+        let copied = self.store.batch_get_with_ttl(&keys).await?;
+        let mut missing = Vec::new();
+        for (original, copy) in page.iter().zip(copied) {
             report.checked += 1;
-            match (source, copy) {
-                // Gone from the source since the export read it: it expired
-                // (or was deleted) in transit.
-                (None, _) => report.expired_in_transit += 1,
-                (Some(_), None) => report.mismatch(key),
-                (Some(original), Some(copy)) if !same(&original, &copy, options.ttl_tolerance) => {
-                    report.mismatch(key);
+            match copy {
+                None => missing.push(original.key.clone()),
+                Some(copy) if !same(original, &copy, options.ttl_tolerance) => {
+                    report.mismatch(&original.key);
                 }
-                (Some(_), Some(_)) => {}
+                Some(_) => {}
+            }
+        }
+        if !missing.is_empty() {
+            // Gone from the source too since it was read: it expired (or
+            // was deleted) in transit.
+            let still = src.batch_get(&missing).await?;
+            for (key, value) in missing.iter().zip(still) {
+                match value {
+                    None => report.expired_in_transit += 1,
+                    Some(_) => report.mismatch(key),
+                }
             }
         }
         Ok(())
