@@ -90,8 +90,8 @@ pub(crate) fn expiry(ttl: Option<Duration>, now: i64) -> Option<i64> {
 
 /// Keys as the JSON array parameter the key-list statements read with
 /// `json_each`.
-pub(crate) fn keys_json(keys: &[Key]) -> String {
-    let names: Vec<&str> = keys.iter().map(Key::as_str).collect();
+pub(crate) fn keys_json<'a>(keys: impl IntoIterator<Item = &'a Key>) -> String {
+    let names: Vec<&str> = keys.into_iter().map(Key::as_str).collect();
     // A list of strings always serializes.
     serde_json::to_string(&names).unwrap_or_default()
 }
@@ -226,9 +226,8 @@ impl SqliteStore {
         deletes: &[&Key],
     ) -> sqlx::Result<()> {
         if !deletes.is_empty() {
-            let keys: Vec<Key> = deletes.iter().map(|k| (*k).clone()).collect();
             sqlx::query(&self.sql.delete_all)
-                .bind(keys_json(&keys))
+                .bind(keys_json(deletes.iter().copied()))
                 .execute(&mut *conn)
                 .await?;
         }
