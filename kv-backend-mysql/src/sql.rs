@@ -60,9 +60,8 @@ impl Sized {
     }
 
     fn build(&self, n: usize) -> String {
-        let mut sql = String::with_capacity(
-            self.head.len() + self.tail.len() + n * (self.unit.len() + 2),
-        );
+        let mut sql =
+            String::with_capacity(self.head.len() + self.tail.len() + n * (self.unit.len() + 2));
         sql.push_str(&self.head);
         for i in 0..n {
             if i > 0 {
@@ -162,7 +161,10 @@ impl Statements {
             insert: format!("{columns}{row}"),
             delete: format!("DELETE FROM {t} WHERE k = ? AND {live}"),
             delete_expired: format!("DELETE FROM {t} WHERE k = ? AND {}", expired()),
-            batch_get: keys(format!("SELECT k, v FROM {t} WHERE k IN ("), &format!(" AND {live}")),
+            batch_get: keys(
+                format!("SELECT k, v FROM {t} WHERE k IN ("),
+                &format!(" AND {live}"),
+            ),
             batch_get_with_ttl: keys(
                 format!("SELECT k, v, expires_at - {NOW_MS} FROM {t} WHERE k IN ("),
                 &format!(" AND {live}"),
@@ -171,7 +173,10 @@ impl Statements {
                 format!("SELECT k, v, version FROM {t} WHERE k IN ("),
                 &format!(" AND {live}"),
             ),
-            batch_delete: keys(format!("DELETE FROM {t} WHERE k IN ("), &format!(" AND {live}")),
+            batch_delete: keys(
+                format!("DELETE FROM {t} WHERE k IN ("),
+                &format!(" AND {live}"),
+            ),
             delete_all: keys(format!("DELETE FROM {t} WHERE k IN ("), ""),
             checked: keys(
                 format!("SELECT k, version, CAST({live} AS SIGNED) FROM {t} WHERE k IN ("),
@@ -258,9 +263,9 @@ pub(crate) async fn check_tables(pool: &MySqlPool, table: &str) -> Result<()> {
         )));
     }
     let has = |name: &str, types: &[&str]| {
-        columns
-            .iter()
-            .any(|(n, t)| n.eq_ignore_ascii_case(name) && types.iter().any(|w| t.eq_ignore_ascii_case(w)))
+        columns.iter().any(|(n, t)| {
+            n.eq_ignore_ascii_case(name) && types.iter().any(|w| t.eq_ignore_ascii_case(w))
+        })
     };
     if !(has("k", &["varbinary", "binary"])
         && has("v", &["longblob", "mediumblob", "blob"])

@@ -204,18 +204,25 @@ impl MysqlStore {
     /// server's `max_allowed_packet`: checked before any I/O.
     pub(crate) fn check_packet(&self, op: Operation, bytes: usize) -> Result<()> {
         if bytes > self.max_packet {
-            return Err(Error::new(ErrorKind::BatchTooLarge, BACKEND, op).with_message(format!(
-                "the statement would be about {bytes} bytes, over the server's \
+            return Err(
+                Error::new(ErrorKind::BatchTooLarge, BACKEND, op).with_message(format!(
+                    "the statement would be about {bytes} bytes, over the server's \
                  max_allowed_packet ({}); split the batch or raise max_allowed_packet",
-                self.max_packet
-            )));
+                    self.max_packet
+                )),
+            );
         }
         Ok(())
     }
 
     /// Checks that the writes fit, before any I/O: the upsert of `puts` and
     /// the delete of `deletes` are one statement each.
-    pub(crate) fn check_writes(&self, op: Operation, puts: &[&Entry], deletes: &[&str]) -> Result<()> {
+    pub(crate) fn check_writes(
+        &self,
+        op: Operation,
+        puts: &[&Entry],
+        deletes: &[&str],
+    ) -> Result<()> {
         self.check_packet(op, upsert_bytes(puts.iter().copied()))?;
         self.check_packet(op, keys_bytes(deletes.iter().copied()))
     }
@@ -273,10 +280,15 @@ impl MysqlStore {
         };
         if deletes.is_empty() || puts.is_empty() {
             let mut conn = self.pool.acquire().await.map_err(map)?;
-            return self.write_in(&mut conn, version, puts, deletes).await.map_err(map);
+            return self
+                .write_in(&mut conn, version, puts, deletes)
+                .await
+                .map_err(map);
         }
         let mut tx = self.pool.begin().await.map_err(map)?;
-        self.write_in(&mut tx, version, puts, deletes).await.map_err(map)?;
+        self.write_in(&mut tx, version, puts, deletes)
+            .await
+            .map_err(map)?;
         tx.commit().await.map_err(map)
     }
 }
@@ -446,24 +458,26 @@ impl KvStore for MysqlStore {
                 .into_iter()
                 .map(|(name, value, left)| (name, (value, left)))
                 .collect();
-            Ok(
-                in_input_order(keys, by_name(rows), |(value, left): (Vec<u8>, Option<i64>)| {
+            Ok(in_input_order(
+                keys,
+                by_name(rows),
+                |(value, left): (Vec<u8>, Option<i64>)| {
                     (
                         Bytes::from(value),
                         left.map(|ms| Duration::from_millis(ms.unsigned_abs().max(1))),
                     )
-                })
-                .into_iter()
-                .zip(keys)
-                .map(|(found, key)| {
-                    found.map(|(value, ttl)| Entry {
-                        key: key.clone(),
-                        value,
-                        ttl,
-                    })
-                })
-                .collect(),
+                },
             )
+            .into_iter()
+            .zip(keys)
+            .map(|(found, key)| {
+                found.map(|(value, ttl)| Entry {
+                    key: key.clone(),
+                    value,
+                    ttl,
+                })
+            })
+            .collect())
         })
         .await
     }

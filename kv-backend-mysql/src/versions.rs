@@ -189,10 +189,11 @@ impl MysqlStore {
         options: SetOptions,
     ) -> Result<bool> {
         let op = Operation::CompareAndSwap;
-        let ttl = ttl_millis(
-            self.validator
-                .cas(key, expected.as_deref(), new.as_deref(), options)?,
-        );
+        let ttl =
+            ttl_millis(
+                self.validator
+                    .cas(key, expected.as_deref(), new.as_deref(), options)?,
+            );
         let k = key.as_str().as_bytes();
         let map = |e| map_sqlx_error(op, e);
         let done = match (&expected, &new) {
@@ -299,7 +300,11 @@ impl MysqlStore {
         checked.sort_unstable();
         checked.dedup();
         self.check_writes(op, &puts, &deletes)?;
-        self.check_writes(op, &[], &checked.iter().map(Key::as_str).collect::<Vec<_>>())?;
+        self.check_writes(
+            op,
+            &[],
+            &checked.iter().map(Key::as_str).collect::<Vec<_>>(),
+        )?;
         let version = if puts.is_empty() {
             0
         } else {
@@ -396,7 +401,10 @@ impl MysqlStore {
             .bind(k)
             .fetch_optional(&mut *tx)
             .await?;
-        let current = row.as_ref().filter(|(_, live)| *live != 0).map(|(v, _)| v.as_slice());
+        let current = row
+            .as_ref()
+            .filter(|(_, live)| *live != 0)
+            .map(|(v, _)| v.as_slice());
         let next = match self.validator.add_to_counter(key, current, delta) {
             Ok(next) => next,
             Err(e) => {

@@ -56,6 +56,7 @@ pub use servers::mongo::{
     MONGO_RS_ENV, MONGO_STANDALONE_ENV, MongoReplicaSet, mongo_replica_set, mongo_standalone,
     private_mongo_tls, private_mongo_with_auth,
 };
+pub use servers::mysql::private_mysql_secured;
 pub use servers::postgres::private_postgres_secured;
 pub use servers::redis::{
     REDIS_CLUSTER_ENV, RedisCluster, private_redis_cluster, private_redis_secured, redis_cluster,

@@ -9,7 +9,7 @@ mod redis;
 
 pub(crate) use etcd::{etcd_cluster, etcd_tls};
 pub(crate) use mongo::{MongoOptions, MongoTls, mongo, mongod_replica_set};
-pub(crate) use mysql::mysql;
+pub(crate) use mysql::{MysqlOptions, mysql};
 pub(crate) use postgres::{PostgresOptions, postgres};
 pub(crate) use redis::{RedisOptions, redis, redis_cluster};
 
@@ -66,7 +66,7 @@ fn start_once(kind: Kind) -> Result<Local, String> {
         Kind::Postgres => postgres(&PostgresOptions::default()),
         Kind::Etcd => etcd::etcd(),
         Kind::Mongo => mongo(MongoOptions::default()),
-        Kind::Mysql => mysql(),
+        Kind::Mysql => mysql(&MysqlOptions::default()),
     }
 }
 

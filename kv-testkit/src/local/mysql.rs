@@ -10,7 +10,22 @@ use crate::process::{free_port, is_root, which};
 /// The database the tests use; created at the server's first start.
 pub(crate) const DATABASE: &str = "kv";
 
-pub(crate) fn mysql() -> Result<Local, String> {
+/// The user a [`MysqlOptions::password`] is given to (all privileges on
+/// the database [`DATABASE`]).
+pub(crate) const APP_USER: &str = "kv_app";
+
+/// How a MySQL test server is started.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct MysqlOptions {
+    /// Create the user [`APP_USER`] with this password; the URL is then
+    /// theirs (else `root` without a password).
+    pub(crate) password: Option<String>,
+    /// Serve TLS with this certificate and key; the password user (if any)
+    /// is then `REQUIRE SSL`.
+    pub(crate) tls: Option<(PathBuf, PathBuf)>,
+}
+
+pub(crate) fn mysql(options: &MysqlOptions) -> Result<Local, String> {
     let install_db =
         which("mariadb-install-db").ok_or("MariaDB's `mariadb-install-db` is not on PATH")?;
     let mariadbd = which("mariadbd")
@@ -45,11 +60,20 @@ pub(crate) fn mysql() -> Result<Local, String> {
         ));
     }
     let init = dir.join("init.sql");
-    std::fs::write(
-        &init,
-        format!("CREATE DATABASE IF NOT EXISTS {DATABASE};\n"),
-    )
-    .map_err(|e| format!("cannot write init.sql: {e}"))?;
+    let mut init_sql = format!("CREATE DATABASE IF NOT EXISTS {DATABASE};\n");
+    if let Some(password) = &options.password {
+        let require = if options.tls.is_some() {
+            " REQUIRE SSL"
+        } else {
+            ""
+        };
+        init_sql.push_str(&format!(
+            "CREATE USER IF NOT EXISTS '{APP_USER}'@'%' IDENTIFIED BY '{}'{require};\n\
+             GRANT ALL PRIVILEGES ON {DATABASE}.* TO '{APP_USER}'@'%';\n",
+            password.replace('\\', "\\\\").replace('\'', "\\'")
+        ));
+    }
+    std::fs::write(&init, init_sql).map_err(|e| format!("cannot write init.sql: {e}"))?;
     let port = free_port().map_err(|e| e.to_string())?.to_string();
     let args: Vec<String> = vec![
         // No /etc/mysql configuration: this server is the tests' alone.
@@ -66,8 +90,16 @@ pub(crate) fn mysql() -> Result<Local, String> {
         "--innodb-buffer-pool-size=128M".into(),
         "--max-connections=500".into(),
     ];
+    let mut args = args;
+    if let Some((cert, key)) = &options.tls {
+        args.push(format!("--ssl-cert={}", cert.display()));
+        args.push(format!("--ssl-key={}", key.display()));
+    }
     let watched = spawn(dir, None, &mariadbd, &args)?;
-    let url = format!("mysql://root@127.0.0.1:{port}/{DATABASE}");
+    let url = match &options.password {
+        Some(password) => format!("mysql://{APP_USER}:{password}@127.0.0.1:{port}/{DATABASE}"),
+        None => format!("mysql://root@127.0.0.1:{port}/{DATABASE}"),
+    };
     let admin = which("mariadb-admin");
     ready_or_stop("mariadbd", watched, url, || match &admin {
         Some(admin) => Command::new(admin)

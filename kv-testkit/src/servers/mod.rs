@@ -3,5 +3,6 @@
 
 pub(crate) mod etcd;
 pub(crate) mod mongo;
+pub(crate) mod mysql;
 pub(crate) mod postgres;
 pub(crate) mod redis;
