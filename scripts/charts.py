@@ -22,7 +22,7 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "src" / "perf"
-BACKENDS = [("Redis", "redis"), ("PostgreSQL", "postgres"), ("RocksDB", "rocksdb"), ("SQLite", "sqlite"),
+BACKENDS = [("Redis", "redis"), ("PostgreSQL", "postgres"), ("MySQL", "mysql"), ("RocksDB", "rocksdb"), ("SQLite", "sqlite"),
             ("etcd", "etcd"), ("MongoDB*", "mongo")]
 OPS = ["batch_set", "batch_get", "batch_delete"]
 COLORS = {"batch_set": "#4e79a7", "batch_get": "#59a14f", "batch_delete": "#e15759",

@@ -140,7 +140,7 @@ rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/anykv-* \
   "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/anykv-*
 cargo clean --quiet -p anykv-core -p anykv-testkit -p anykv-conformance
 cargo package --allow-dirty --quiet -p anykv-core -p anykv-testkit -p anykv-conformance \
-  -p anykv-redis -p anykv-postgres -p anykv-sqlite -p anykv-etcd -p anykv-mongo
+  -p anykv-redis -p anykv-postgres -p anykv-mysql -p anykv-sqlite -p anykv-etcd -p anykv-mongo
 ls "$CARGO_TARGET_DIR/package/"*.crate
 
 step "cargo test --workspace --all-features"
@@ -153,6 +153,7 @@ step "front door: quickstart and kv-core tests from nothing, with Rust alone"
 FRONT_DOOR_DIR="$(mktemp -d)"
 front_door() {
   env -u KV_TEST_REDIS_URL -u KV_TEST_POSTGRES_URL -u KV_TEST_ETCD_URL -u KV_TEST_MONGO_URL \
+    -u KV_TEST_MYSQL_URL \
     PROTOC=/nonexistent LIBCLANG_PATH=/nonexistent CARGO_TARGET_DIR="$FRONT_DOOR_DIR" "$@"
 }
 start=$(date +%s)

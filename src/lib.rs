@@ -54,6 +54,14 @@
     doc = "| `postgres://`, `postgresql://` | PostgreSQL (`postgres` module) | `postgres` | no: enable the `postgres` feature |"
 )]
 #![cfg_attr(
+    feature = "mysql",
+    doc = "| `mysql://`, `mariadb://` | MySQL and MariaDB ([`mysql`](mod@mysql) module) | `mysql` | yes |"
+)]
+#![cfg_attr(
+    not(feature = "mysql"),
+    doc = "| `mysql://`, `mariadb://` | MySQL and MariaDB (`mysql` module) | `mysql` | no: enable the `mysql` feature |"
+)]
+#![cfg_attr(
     feature = "rocksdb",
     doc = "| `rocksdb:///abs/path`, `rocksdb://./rel/path` | RocksDB, embedded ([`rocksdb`](mod@rocksdb) module) | `rocksdb` | yes |"
 )]
@@ -109,6 +117,15 @@ pub mod redis {
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres {
     pub use kv_backend_postgres::*;
+}
+
+/// The MySQL / MariaDB backend (feature `mysql`):
+/// [`MysqlStore`](mysql::MysqlStore), its builder and config, and `sqlx`
+/// itself.
+#[cfg(feature = "mysql")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
+pub mod mysql {
+    pub use kv_backend_mysql::*;
 }
 
 /// The embedded RocksDB backend (feature `rocksdb`):
@@ -179,13 +196,14 @@ pub async fn connect_store(url: &str) -> Result<Arc<dyn KvStore>> {
         "memory" => memory(url),
         "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => redis(&scheme, url).await,
         "postgres" | "postgresql" => postgres(&scheme, url).await,
+        "mysql" | "mariadb" => mysql(&scheme, url).await,
         "rocksdb" => rocksdb(&scheme, url).await,
         "sqlite" => sqlite(&scheme, url).await,
         "etcd" | "etcds" => etcd(&scheme, url).await,
         "mongodb" | "mongodb+srv" => mongo(&scheme, url).await,
         _ => Err(config_error(format!(
             "unknown URL scheme `{scheme}://`; kv knows memory, redis, rediss, redis+cluster, \
-             rediss+cluster, postgres, postgresql, rocksdb, sqlite, etcd, etcds, mongodb and mongodb+srv"
+             rediss+cluster, postgres, postgresql, mysql, mariadb, rocksdb, sqlite, etcd, etcds, mongodb and mongodb+srv"
         ))),
     }
 }
@@ -216,6 +234,7 @@ fn config_error(message: impl Into<String>) -> Error {
     feature = "memory",
     feature = "redis",
     feature = "postgres",
+    feature = "mysql",
     feature = "rocksdb",
     feature = "sqlite",
     feature = "etcd",
@@ -249,6 +268,16 @@ async fn postgres(_scheme: &str, url: &str) -> Result<Arc<dyn KvStore>> {
 #[cfg(not(feature = "postgres"))]
 async fn postgres(scheme: &str, _url: &str) -> Result<Arc<dyn KvStore>> {
     Err(feature_off(scheme, "postgres"))
+}
+
+#[cfg(feature = "mysql")]
+async fn mysql(_scheme: &str, url: &str) -> Result<Arc<dyn KvStore>> {
+    Ok(kv_backend_mysql::MysqlStore::connect(url).await?.into_dyn())
+}
+
+#[cfg(not(feature = "mysql"))]
+async fn mysql(scheme: &str, _url: &str) -> Result<Arc<dyn KvStore>> {
+    Err(feature_off(scheme, "mysql"))
 }
 
 #[cfg(feature = "etcd")]

@@ -14,7 +14,7 @@ use crate::units::{parse_duration, parse_size};
 #[derive(Debug, Parser)]
 #[command(name = "kv", version, about, long_about = None)]
 pub(crate) struct Cli {
-    /// The store: `redis://`, `postgres://`, `rocksdb:///path`,
+    /// The store: `redis://`, `postgres://`, `mysql://`, `rocksdb:///path`,
     /// `sqlite:///path.db`, `etcd://`, `mongodb://` or `memory://`
     /// (passwords are never printed).
     #[arg(long, env = "KV_URL", global = true, hide_env_values = true)]

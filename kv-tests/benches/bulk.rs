@@ -8,7 +8,7 @@
 //! cargo bench -p kv-tests --features full --bench bulk                      # every backend, 100k and 1M
 //! KV_BENCH_QUICK=1 cargo bench -p kv-tests --features full --bench bulk     # 20k and 100k
 //! cargo bench -p kv-tests --features full --bench bulk -- redis postgres    # some backends
-//! cargo bench -p kv-tests --features redis,postgres,sqlite,etcd,mongo --bench bulk # without RocksDB's C++ build
+//! cargo bench -p kv-tests --features redis,postgres,mysql,sqlite,etcd,mongo --bench bulk # without RocksDB's C++ build
 //! ```
 //!
 //! Servers come from kv-testkit (`KV_TEST_*_URL`, Docker, or local binaries).
@@ -26,8 +26,8 @@ const VALUE_BYTES: usize = 100;
 const CONCURRENCY: usize = kv::DEFAULT_CONCURRENCY;
 /// The concurrency levels of the sweep that chose the default.
 const SWEEP: [usize; 5] = [1, 2, 4, 8, 16];
-const BACKENDS: [&str; 7] = [
-    "memory", "redis", "postgres", "rocksdb", "sqlite", "etcd", "mongo",
+const BACKENDS: [&str; 8] = [
+    "memory", "redis", "postgres", "mysql", "rocksdb", "sqlite", "etcd", "mongo",
 ];
 
 fn main() {
@@ -82,6 +82,10 @@ fn main() {
             println!("| rocksdb | (built without the rocksdb feature) | | | | | | | |");
             continue;
         }
+        if backend == "mysql" && cfg!(not(feature = "mysql")) {
+            println!("| mysql | (built without the mysql feature) | | | | | | | |");
+            continue;
+        }
         if backend == "sqlite" && cfg!(not(feature = "sqlite")) {
             println!("| sqlite | (built without the sqlite feature) | | | | | | | |");
             continue;
@@ -92,6 +96,7 @@ fn main() {
             "sqlite" => format!("sqlite://{}", dir.path().join("kv.db").display()),
             "redis" => server_url(kv_testkit::Kind::Redis),
             "postgres" => server_url(kv_testkit::Kind::Postgres),
+            "mysql" => server_url(kv_testkit::Kind::Mysql),
             "etcd" => server_url(kv_testkit::Kind::Etcd),
             _ => server_url(kv_testkit::Kind::Mongo),
         };
@@ -290,6 +295,7 @@ fn server_pid(backend: &str, url: &str) -> Option<u32> {
     let program = match backend {
         "redis" => "redis-server",
         "postgres" => "postgres",
+        "mysql" => "mariadbd",
         "etcd" => "etcd",
         "mongo" => "python",
         _ => return None,

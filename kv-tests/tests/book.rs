@@ -241,6 +241,7 @@ fn normalize(path: &Path) -> PathBuf {
 #[cfg(all(
     feature = "redis",
     feature = "postgres",
+    feature = "mysql",
     feature = "rocksdb",
     feature = "sqlite",
     feature = "etcd",
@@ -259,14 +260,24 @@ mod capabilities {
         let text = std::fs::read_to_string(book_src().join("choosing-a-backend.md")).unwrap();
         let table = capabilities_table(&text);
 
-        let (Some(redis), Some(cluster), Some(postgres), Some(etcd), Some(mongo), Some(standalone)) = (
+        let (
+            Some(redis),
+            Some(cluster),
+            Some(postgres),
+            Some(mysql),
+            Some(etcd),
+            Some(mongo),
+            Some(standalone),
+        ) = (
             kv_testkit::redis().await,
             kv_testkit::redis_cluster().await,
             kv_testkit::postgres().await,
+            kv_testkit::mysql().await,
             kv_testkit::etcd().await,
             kv_testkit::mongo().await,
             kv_testkit::mongo_standalone().await,
-        ) else {
+        )
+        else {
             return;
         };
         let dir = tempfile::tempdir().unwrap();
@@ -278,6 +289,7 @@ mod capabilities {
             ("Redis", redis.url().to_owned()),
             ("Redis Cluster (spread)", cluster.url().to_owned()),
             ("PostgreSQL", postgres.url().to_owned()),
+            ("MySQL / MariaDB", mysql.url().to_owned()),
             ("RocksDB", rocksdb),
             ("SQLite", sqlite),
             ("etcd", etcd.kv_url()),

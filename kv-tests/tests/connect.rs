@@ -62,6 +62,9 @@ async fn backend_without_its_feature_names_the_feature() {
             ("sqlite::memory:", "sqlite"),
         ]);
     }
+    if cfg!(not(feature = "mysql")) {
+        cases.extend([("mysql://u@h/db", "mysql"), ("mariadb://h/db", "mysql")]);
+    }
     if cfg!(not(feature = "postgres")) {
         cases.extend([
             ("postgres://u@h/db", "postgres"),
@@ -96,6 +99,7 @@ async fn errors_never_echo_credentials() {
 #[cfg(any(
     feature = "redis",
     feature = "postgres",
+    feature = "mysql",
     feature = "etcd",
     feature = "mongo"
 ))]
@@ -134,6 +138,31 @@ async fn redis_url_gives_a_working_client() {
 #[tokio::test]
 async fn postgres_url_gives_a_working_client() {
     server_url_gives_a_working_client(kv_testkit::Kind::Postgres, "postgres").await;
+}
+
+#[cfg(feature = "mysql")]
+#[tokio::test]
+async fn mysql_url_gives_a_working_client() {
+    server_url_gives_a_working_client(kv_testkit::Kind::Mysql, "mysql").await;
+}
+
+#[cfg(feature = "mysql")]
+#[tokio::test]
+async fn mariadb_urls_reach_the_same_backend_and_hide_the_password() {
+    let Some(server) = kv_testkit::mysql().await else {
+        return;
+    };
+    let url = server.url().replacen("mysql://", "mariadb://", 1);
+    let kv = kv::connect(&url).await.unwrap();
+    assert_eq!(kv.store().backend(), "mysql");
+    let err = kv::connect(&format!(
+        "mysql://admin:hunter2@{}/kv",
+        kv_testkit::closed_port()
+    ))
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
 }
 
 #[cfg(feature = "etcd")]

@@ -6,6 +6,7 @@
 #![cfg(all(
     feature = "redis",
     feature = "postgres",
+    feature = "mysql",
     feature = "rocksdb",
     feature = "sqlite",
     feature = "etcd",
@@ -99,6 +100,20 @@ async fn the_postgres_example_runs() {
 }
 
 #[tokio::test]
+async fn the_mysql_example_runs() {
+    let Some(server) = kv_testkit::mysql().await else {
+        return;
+    };
+    let out = run("mysql", &[server.url()]);
+    assert!(out.contains("transfer committed: true"), "{out}");
+    assert!(
+        out.contains("balances -> [Some(70), Some(130), None]"),
+        "{out}"
+    );
+    assert!(out.contains("[\"100%_sure\"]"), "{out}");
+}
+
+#[tokio::test]
 async fn the_rocksdb_example_runs() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
@@ -139,9 +154,10 @@ async fn the_mongo_example_runs() {
 /// are a thousand times slower than a real server's).
 #[tokio::test]
 async fn the_task_examples_run_on_every_network_backend() {
-    let (Some(redis), Some(postgres), Some(etcd), Some(mongo)) = (
+    let (Some(redis), Some(postgres), Some(mysql), Some(etcd), Some(mongo)) = (
         kv_testkit::redis().await,
         kv_testkit::postgres().await,
+        kv_testkit::mysql().await,
         kv_testkit::etcd().await,
         kv_testkit::mongo().await,
     ) else {
@@ -150,6 +166,7 @@ async fn the_task_examples_run_on_every_network_backend() {
     let urls = [
         redis.url().to_owned(),
         postgres.url().to_owned(),
+        mysql.url().to_owned(),
         etcd.kv_url(),
         mongo.url().to_owned(),
     ];
@@ -162,7 +179,7 @@ async fn the_task_examples_run_on_every_network_backend() {
         let out = run("rate_limiter", &[url]);
         assert!(out.contains("-> 50 allowed"), "{out}");
     }
-    for url in &urls[..3] {
+    for url in &urls[..4] {
         let out = run("bulk_import", &[url]);
         assert!(out.contains("200000 keys in "), "{out}");
     }

@@ -1,5 +1,5 @@
 //! No password in any output: for Redis (`requirepass`), PostgreSQL
-//! (`scram-sha-256`), etcd (auth enabled, a root user) and MongoDB (SCRAM),
+//! (`scram-sha-256`), MySQL (a password user), etcd (auth enabled, a root user) and MongoDB (SCRAM),
 //! a client built by `kv::connect`
 //! from a URL with the password, wrapped in the tracing and metrics layers,
 //! runs calls that succeed and calls that fail; then every span and event
@@ -10,6 +10,7 @@
 #![cfg(all(
     feature = "redis",
     feature = "postgres",
+    feature = "mysql",
     feature = "etcd",
     feature = "mongo",
     feature = "tracing",
@@ -95,6 +96,9 @@ async fn no_password_shows_in_spans_metrics_debug_or_errors() {
     let Some(postgres) = kv_testkit::private_postgres_secured(Some(PASSWORD), None).await else {
         return;
     };
+    let Some(mysql) = kv_testkit::private_mysql_secured(Some(PASSWORD), None).await else {
+        return;
+    };
     let Some(mongo) = kv_testkit::private_mongo_with_auth("kvuser", PASSWORD).await else {
         return;
     };
@@ -134,6 +138,7 @@ async fn no_password_shows_in_spans_metrics_debug_or_errors() {
         redis.url().to_owned(),
         postgres.url().to_owned(),
         postgres_query_url,
+        mysql.url().to_owned(),
         etcd_url,
         mongo_url,
     ] {
