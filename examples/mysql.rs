@@ -3,7 +3,7 @@
 //! own.
 //!
 //! ```text
-//! # any MySQL 8 or MariaDB 10.6+; for example: docker run -e MARIADB_ROOT_PASSWORD=pw -e MARIADB_DATABASE=kv -p 3306:3306 mariadb:10.11
+//! # MariaDB 10.11 (tested) or MySQL 8 (untested); for example: docker run -e MARIADB_ROOT_PASSWORD=pw -e MARIADB_DATABASE=kv -p 3306:3306 mariadb:10.11
 //! cargo run --example mysql --features mysql -- mysql://root:pw@127.0.0.1:3306/kv
 //! ```
 //!

@@ -10,7 +10,7 @@
 # 3. checks the minimum Rust version against the dependencies (scripts/msrv.py)
 #    and packages every publishable crate (cargo package);
 # 4. runs every test of the workspace with all features: kv-testkit starts Redis,
-#    PostgreSQL, etcd and a MongoDB-compatible server itself on free loopback ports
+#    PostgreSQL, MariaDB, etcd and a MongoDB-compatible server itself on free loopback ports
 #    (or uses KV_TEST_*_URL, or Docker when a daemon answers);
 # 5. the front door: the quickstart, and kv-core's tests, built from nothing in a
 #    fresh target dir with protoc and libclang out of reach (Rust alone must do);
@@ -33,6 +33,9 @@ done
 command -v mdbook >/dev/null 2>&1 || missing="$missing mdbook"
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   missing="$missing initdb"
+fi
+if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
+  missing="$missing mariadbd"
 fi
 if ! command -v mongod >/dev/null 2>&1 \
   && ! "${KV_SECANTUS_VENV:-$HOME/.cache/kv/secantus}/bin/python" -c "import secantus" >/dev/null 2>&1; then
