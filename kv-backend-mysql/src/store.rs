@@ -15,10 +15,11 @@ use kv_core::{
     WriteOp, prefix_successor_str,
 };
 use sqlx::MySqlPool;
+use sqlx::mysql::MySqlRow;
 
 use crate::connect::MysqlStoreBuilder;
 use crate::error::{BACKEND, map_sqlx_error};
-use crate::sql::{MAX_PLACEHOLDERS, Statements, UPSERT_PARAMS, purge};
+use crate::sql::{MAX_PLACEHOLDERS, Sized, Statements, UPSERT_PARAMS, purge};
 use crate::versions::VersionBlock;
 
 /// The largest value this backend ever takes: 1 GiB, the most
@@ -112,7 +113,7 @@ fn keys_bytes<'a>(keys: impl IntoIterator<Item = &'a str>) -> usize {
 /// Rows keyed by the key's bytes, keyed by the key as text. Every row
 /// answers an `IN` list of valid keys, so its key is the UTF-8 of one of
 /// them; a row that were not could match no key and is left out.
-fn by_name<R>(rows: Vec<(Vec<u8>, R)>) -> Vec<(String, R)> {
+pub(crate) fn by_name<R>(rows: Vec<(Vec<u8>, R)>) -> Vec<(String, R)> {
     rows.into_iter()
         .filter_map(|(k, r)| String::from_utf8(k).ok().map(|k| (k, r)))
         .collect()
@@ -230,6 +231,29 @@ impl MysqlStore {
     /// The keys of a read or delete, checked against the packet.
     fn check_keys(&self, op: Operation, keys: &[Key]) -> Result<()> {
         self.check_packet(op, keys_bytes(keys.iter().map(Key::as_str)))
+    }
+
+    /// Reads the rows of `keys` with `statement` (an `IN` list of their
+    /// count, each key bound as its bytes).
+    pub(crate) async fn read_keys<T>(
+        &self,
+        op: Operation,
+        statement: &Sized,
+        keys: &[Key],
+    ) -> Result<Vec<T>>
+    where
+        T: for<'r> sqlx::FromRow<'r, MySqlRow> + Send + Unpin,
+    {
+        self.check_keys(op, keys)?;
+        let sql = statement.get(keys.len());
+        self.read(op, || {
+            let mut query = sqlx::query_as(&sql);
+            for key in keys {
+                query = query.bind(key.as_str().as_bytes());
+            }
+            query.fetch_all(&self.pool)
+        })
+        .await
     }
 
     /// Upserts `puts` and deletes `deletes` in `exec` with `version`.
@@ -420,17 +444,8 @@ impl KvStore for MysqlStore {
                 return Ok(Vec::new());
             }
             self.validator.check_batch_keys(op, keys)?;
-            self.check_keys(op, keys)?;
-            let sql = self.sql.batch_get.get(keys.len());
-            let rows: Vec<(Vec<u8>, Vec<u8>)> = self
-                .read(op, || {
-                    let mut query = sqlx::query_as(&sql);
-                    for key in keys {
-                        query = query.bind(key.as_str().as_bytes());
-                    }
-                    query.fetch_all(&self.pool)
-                })
-                .await?;
+            let rows: Vec<(Vec<u8>, Vec<u8>)> =
+                self.read_keys(op, &self.sql.batch_get, keys).await?;
             Ok(in_input_order(keys, by_name(rows), Bytes::from))
         })
         .await
@@ -443,16 +458,8 @@ impl KvStore for MysqlStore {
                 return Ok(Vec::new());
             }
             self.validator.check_batch_keys(op, keys)?;
-            self.check_keys(op, keys)?;
-            let sql = self.sql.batch_get_with_ttl.get(keys.len());
             let rows: Vec<(Vec<u8>, Vec<u8>, Option<i64>)> = self
-                .read(op, || {
-                    let mut query = sqlx::query_as(&sql);
-                    for key in keys {
-                        query = query.bind(key.as_str().as_bytes());
-                    }
-                    query.fetch_all(&self.pool)
-                })
+                .read_keys(op, &self.sql.batch_get_with_ttl, keys)
                 .await?;
             let rows = rows
                 .into_iter()

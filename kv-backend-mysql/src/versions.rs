@@ -29,7 +29,7 @@ use kv_core::{
 use tokio::sync::Mutex;
 
 use crate::error::{BACKEND, DEADLOCK, DUPLICATE_KEY, map_sqlx_error, number};
-use crate::store::{MysqlStore, ttl_millis};
+use crate::store::{MysqlStore, by_name, ttl_millis};
 
 /// How many versions a store reserves at a time.
 pub(crate) const BLOCK: i64 = 1 << 20;
@@ -93,21 +93,10 @@ impl MysqlStore {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        self.check_writes(op, &[], &keys.iter().map(Key::as_str).collect::<Vec<_>>())?;
-        let sql = self.sql.batch_get_versioned.get(keys.len());
         let rows: Vec<(Vec<u8>, Vec<u8>, i64)> = self
-            .read(op, || {
-                let mut query = sqlx::query_as(&sql);
-                for key in keys {
-                    query = query.bind(key.as_str().as_bytes());
-                }
-                query.fetch_all(&self.pool)
-            })
+            .read_keys(op, &self.sql.batch_get_versioned, keys)
             .await?;
-        let rows = rows
-            .into_iter()
-            .filter_map(|(k, v, n)| String::from_utf8(k).ok().map(|k| (k, (v, n))))
-            .collect();
+        let rows = by_name(rows.into_iter().map(|(k, v, n)| (k, (v, n))).collect());
         Ok(in_input_order(keys, rows, |(value, n): (Vec<u8>, i64)| {
             Versioned {
                 value: Bytes::from(value),
