@@ -94,7 +94,8 @@ pub(crate) struct Statements {
     /// `k, v, ttl ms, version`: fails with a duplicate key when a row
     /// exists.
     pub(crate) insert: String,
-    /// `k`: deletes the row if it is live.
+    /// `k`: deletes the row if it is live (also `write_if` present with
+    /// no new value).
     pub(crate) delete: String,
     /// `k`: deletes the row if it has expired.
     pub(crate) delete_expired: String,
@@ -117,16 +118,12 @@ pub(crate) struct Statements {
     pub(crate) update_value: String,
     /// `k, expected v`.
     pub(crate) delete_value: String,
-    /// `k`: 1 when no live row exists.
-    pub(crate) absent: String,
     /// `v, ttl, version, k, expected version`.
     pub(crate) update_version: String,
     /// `k, expected version`.
     pub(crate) delete_version: String,
     /// `v, ttl, version, k`.
     pub(crate) update_present: String,
-    /// `k`.
-    pub(crate) delete_present: String,
     /// A counter's row, locked: value and whether it is live.
     pub(crate) counter: String,
     /// `v, version, k`: a new value keeping the expiry.
@@ -193,9 +190,6 @@ impl Statements {
                 "UPDATE {t} SET v = ?, {set_ttl}, version = ? WHERE k = ? AND v = ? AND {live}"
             ),
             delete_value: format!("DELETE FROM {t} WHERE k = ? AND v = ? AND {live}"),
-            absent: format!(
-                "SELECT CAST(NOT EXISTS (SELECT 1 FROM {t} WHERE k = ? AND {live}) AS SIGNED)"
-            ),
             update_version: format!(
                 "UPDATE {t} SET v = ?, {set_ttl}, version = ? WHERE k = ? AND version = ? AND {live}"
             ),
@@ -203,7 +197,6 @@ impl Statements {
             update_present: format!(
                 "UPDATE {t} SET v = ?, {set_ttl}, version = ? WHERE k = ? AND {live}"
             ),
-            delete_present: format!("DELETE FROM {t} WHERE k = ? AND {live}"),
             counter: format!("SELECT v, CAST({live} AS SIGNED) FROM {t} WHERE k = ? FOR UPDATE"),
             update_keeping_ttl: format!("UPDATE {t} SET v = ?, version = ? WHERE k = ?"),
             reserve_versions: format!(

@@ -229,8 +229,30 @@ impl MysqlStore {
     }
 
     /// The keys of a read or delete, checked against the packet.
-    fn check_keys(&self, op: Operation, keys: &[Key]) -> Result<()> {
+    pub(crate) fn check_keys(&self, op: Operation, keys: &[Key]) -> Result<()> {
         self.check_packet(op, keys_bytes(keys.iter().map(Key::as_str)))
+    }
+
+    /// Whether a live row of `key` exists.
+    pub(crate) async fn is_live(&self, op: Operation, key: &Key) -> Result<bool> {
+        let found: i64 = self
+            .read(op, || {
+                sqlx::query_scalar(&self.sql.exists)
+                    .bind(key.as_str().as_bytes())
+                    .fetch_one(&self.pool)
+            })
+            .await?;
+        Ok(found != 0)
+    }
+
+    /// A new version for a write that puts rows; none (0) for one that only
+    /// deletes.
+    pub(crate) async fn version_for(&self, op: Operation, puts: &[&Entry]) -> Result<i64> {
+        if puts.is_empty() {
+            Ok(0)
+        } else {
+            self.next_version(op).await
+        }
     }
 
     /// Reads the rows of `keys` with `statement` (an `IN` list of their
@@ -297,11 +319,7 @@ impl MysqlStore {
     ) -> Result<()> {
         self.check_writes(op, puts, deletes)?;
         let map = |e| map_sqlx_error(op, e);
-        let version = if puts.is_empty() {
-            0
-        } else {
-            self.next_version(op).await?
-        };
+        let version = self.version_for(op, puts).await?;
         if deletes.is_empty() || puts.is_empty() {
             let mut conn = self.pool.acquire().await.map_err(map)?;
             return self
@@ -383,17 +401,8 @@ impl KvStore for MysqlStore {
     }
 
     async fn exists(&self, key: &Key) -> Result<bool> {
-        self.timed(Operation::Exists, async {
-            let found: i64 = self
-                .read(Operation::Exists, || {
-                    sqlx::query_scalar(&self.sql.exists)
-                        .bind(key.as_str().as_bytes())
-                        .fetch_one(&self.pool)
-                })
-                .await?;
-            Ok(found != 0)
-        })
-        .await
+        self.timed(Operation::Exists, self.is_live(Operation::Exists, key))
+            .await
     }
 
     async fn list(&self, prefix: &str, options: ListOptions) -> Result<Page> {

@@ -20,6 +20,8 @@
 //!   keys without a row are locked as gaps), decides, writes and commits;
 //!   a transaction InnoDB rolled back for a deadlock runs again.
 
+use std::collections::HashMap;
+
 use bytes::Bytes;
 use kv_core::backend::{RaceBackoff, counter, split_writes, sql::in_input_order};
 use kv_core::{
@@ -124,12 +126,7 @@ impl MysqlStore {
 
     /// Whether no live row of `key` exists.
     async fn is_absent(&self, op: Operation, key: &Key) -> Result<bool> {
-        let absent: i64 = sqlx::query_scalar(&self.sql.absent)
-            .bind(key.as_str().as_bytes())
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| map_sqlx_error(op, e))?;
-        Ok(absent != 0)
+        Ok(!self.is_live(op, key).await?)
     }
 
     /// Writes `key` if no live row of it exists: a plain insert; after a
@@ -242,10 +239,7 @@ impl MysqlStore {
                     .await
             }
             (Condition::Present, None) => {
-                sqlx::query(&sql.delete_present)
-                    .bind(k)
-                    .execute(&self.pool)
-                    .await
+                sqlx::query(&sql.delete).bind(k).execute(&self.pool).await
             }
             (Condition::Version(_), Some(value)) => {
                 let version = self.next_version(op).await?;
@@ -289,16 +283,8 @@ impl MysqlStore {
         checked.sort_unstable();
         checked.dedup();
         self.check_writes(op, &puts, &deletes)?;
-        self.check_writes(
-            op,
-            &[],
-            &checked.iter().map(Key::as_str).collect::<Vec<_>>(),
-        )?;
-        let version = if puts.is_empty() {
-            0
-        } else {
-            self.next_version(op).await?
-        };
+        self.check_keys(op, &checked)?;
+        let version = self.version_for(op, &puts).await?;
         let mut backoff = RaceBackoff::start();
         loop {
             match self
@@ -328,21 +314,14 @@ impl MysqlStore {
             query = query.bind(key.as_str().as_bytes());
         }
         let rows: Vec<(Vec<u8>, i64, i64)> = query.fetch_all(&mut *tx).await?;
-        let live = rows
+        let live: HashMap<Vec<u8>, Version> = rows
             .into_iter()
             .filter(|(_, _, live)| *live != 0)
-            .filter_map(|(k, n, _)| String::from_utf8(k).ok().map(|k| (k, to_version(n))))
+            .map(|(k, n, _)| (k, to_version(n)))
             .collect();
-        let current = in_input_order(checked, live, |v| v);
         let outcome = TxnOutcome::evaluate(
             checks,
-            checks.iter().map(|c| {
-                checked
-                    .binary_search(&c.key)
-                    .ok()
-                    .and_then(|i| current.get(i))
-                    .and_then(Option::as_ref)
-            }),
+            checks.iter().map(|c| live.get(c.key.as_str().as_bytes())),
         );
         if !outcome.is_committed() {
             tx.rollback().await?;
