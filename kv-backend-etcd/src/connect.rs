@@ -182,6 +182,7 @@ pub(crate) fn capabilities(config: &EtcdConfig) -> Result<Capabilities> {
         versions: true,
         transactions: true,
         counters: true,
+        listing: true,
         ordered_list: true,
         snapshot_batch_get: true,
         persistent: true,

@@ -225,6 +225,7 @@ pub(crate) fn capabilities(config: &MongoConfig, info: &ServerInfo) -> Capabilit
         // atomic everywhere.
         transactions,
         counters: true,
+        listing: true,
         ordered_list: true,
         snapshot_batch_get: info.snapshot_reads(),
         persistent: true,

@@ -84,6 +84,7 @@ pub(crate) fn capabilities(max_packet: usize) -> Capabilities {
         versions: true,
         transactions: true,
         counters: true,
+        listing: true,
         ordered_list: true,
         snapshot_batch_get: true,
         persistent: true,

@@ -70,6 +70,7 @@ pub(crate) fn capabilities() -> Capabilities {
         versions: true,
         transactions: true,
         counters: true,
+        listing: true,
         ordered_list: true,
         snapshot_batch_get: true,
         persistent: true,

@@ -16,7 +16,9 @@
 //! - (b) plain: MSET / MGET / DEL without an index or versions: their
 //!   cost;
 //!
-//! and batch-100 against 100 single `set`/`get` calls. All contenders share
+//! and batch-100 against 100 single `set`/`get` calls; then a store
+//! without the listing index (`list_index(false)`) against plain MSET /
+//! MGET / DEL by hand, with an A/A column. All contenders share
 //! one connection (kv's). Rounds of each
 //! contender are interleaved and the median round is reported, as keys per
 //! second and as ratios (kv time / other time; 1.00 = same speed).
@@ -226,6 +228,121 @@ async fn run(url: &str, quick: bool) {
         .query_async(&mut setup.conn.clone())
         .await
         .unwrap();
+
+    without_index(url, rounds, quick, &value).await;
+}
+
+/// A store without the listing index (`list_index(false)`, its own prefix)
+/// against the plain commands by hand on the same connection: MSET, MGET,
+/// DEL (kv sends UNLINK: the same work for values this small). Each op's
+/// hand-written contender also runs against itself: an A/A column, this
+/// machine's noise.
+async fn without_index(url: &str, rounds: usize, quick: bool, value: &Bytes) {
+    let store = RedisStore::builder()
+        .url(url)
+        .key_prefix("plain:")
+        .list_index(false)
+        .connect()
+        .await
+        .unwrap();
+    let conn = store.connection();
+    println!();
+    println!("Without the listing index (`list_index(false)`), against plain commands by hand:");
+    println!();
+    println!("| op | batch | kv keys/s | by hand keys/s | kv/hand | A/A (hand/hand) |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for size in [1usize, 10, 100, 1000] {
+        let ops = (if quick { 2_000 } else { 10_000 } / size).clamp(5, 500);
+        let keys: Vec<Key> = (0..size)
+            .map(|i| Key::new(format!("bench:{i:05}")).unwrap())
+            .collect();
+        let names: Vec<String> = keys.iter().map(|k| format!("plain:{k}")).collect();
+        let entries = Stock::new(
+            keys.iter()
+                .map(|k| Entry::new(k.clone(), value.clone()))
+                .collect::<Vec<Entry>>(),
+            calls(rounds, ops),
+        );
+        let mset = || {
+            Box::pin(async {
+                let mut mset = redis::cmd(if size == 1 { "SET" } else { "MSET" });
+                for name in &names {
+                    mset.arg(name).arg(&value[..]);
+                }
+                let () = mset.query_async(&mut conn.clone()).await.unwrap();
+            })
+        };
+        let [kv, hand, again] = race(
+            rounds,
+            ops,
+            [
+                &|| Box::pin(async { store.batch_set(entries.take()).await.unwrap() }),
+                &|| mset(),
+                &|| mset(),
+            ],
+        )
+        .await;
+        report_plain("batch_set", size, ops, kv, hand, again);
+
+        let mget = || {
+            Box::pin(async {
+                let got: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+                    .arg(&names)
+                    .query_async(&mut conn.clone())
+                    .await
+                    .unwrap();
+                assert_eq!(got.len(), size);
+            })
+        };
+        let [kv, hand, again] = race(
+            rounds,
+            ops,
+            [
+                &|| Box::pin(async { assert_eq!(store.batch_get(&keys).await.unwrap().len(), size) }),
+                &|| mget(),
+                &|| mget(),
+            ],
+        )
+        .await;
+        report_plain("batch_get", size, ops, kv, hand, again);
+
+        // As above: the first op deletes, the rest find nothing, the same
+        // for every contender.
+        let del = || {
+            Box::pin(async {
+                let _: u64 = redis::cmd("DEL")
+                    .arg(&names)
+                    .query_async(&mut conn.clone())
+                    .await
+                    .unwrap();
+            })
+        };
+        let [kv, hand, again] = race(
+            rounds,
+            ops,
+            [
+                &|| {
+                    Box::pin(async {
+                        store.batch_delete(&keys).await.unwrap();
+                    })
+                },
+                &|| del(),
+                &|| del(),
+            ],
+        )
+        .await;
+        report_plain("batch_delete", size, ops, kv, hand, again);
+    }
+}
+
+fn report_plain(op: &str, size: usize, ops: usize, kv: Duration, hand: Duration, again: Duration) {
+    println!(
+        "| {op} | {size} | {:.0} | {:.0} | {:.3} | {:.3} |",
+        keys_per_sec(size, ops, kv),
+        keys_per_sec(size, ops, hand),
+        ratio(kv, hand),
+        ratio(hand, again),
+    );
 }
 
 fn report(op: &str, size: usize, ops: usize, kv: Duration, hand: Duration, plain: Duration) {

@@ -60,6 +60,15 @@ pub struct RedisConfig {
     /// it once data is written: the store refuses to open data written with
     /// another count.
     pub cluster_buckets: usize,
+    /// Whether the store keeps its listing index (default `true`): a sorted
+    /// set of its keys, an expiry schedule and a hash of versions, written
+    /// in the same MULTI/EXEC as the data. With `false` a batch is just the
+    /// data commands (`MSET`, `SET PX`, `UNLINK`) and TTLs are Redis's own;
+    /// `list` (and `clear`, `export`, copying from the store), versions and
+    /// transactions are `Unsupported`, as the store's capabilities say.
+    /// The URL option `list_index=false` sets it too. See the README's
+    /// "Without the listing index" for switching an existing store.
+    pub list_index: bool,
 }
 
 impl Default for RedisConfig {
@@ -72,6 +81,7 @@ impl Default for RedisConfig {
             purge_interval_ms: Some(millis(DEFAULT_PURGE_INTERVAL)),
             tls_ca_file: None,
             cluster_buckets: DEFAULT_CLUSTER_BUCKETS,
+            list_index: true,
         }
     }
 }
@@ -102,6 +112,61 @@ impl RedisConfig {
 
     pub(crate) fn set_purge_interval(&mut self, interval: Option<Duration>) {
         self.purge_interval_ms = interval.map(millis);
+    }
+
+    /// Takes kv's own URL option `list_index=true|false` out of the URL
+    /// (the driver must not see it) into [`RedisConfig::list_index`].
+    ///
+    /// # Errors
+    ///
+    /// `Config` for another value, or `list_index=true` in the URL of a
+    /// config that says `false`.
+    pub(crate) fn take_url_options(&mut self) -> kv_core::Result<()> {
+        let Some(parts) = kv_core::UrlParts::parse(self.url.trim()) else {
+            return Ok(());
+        };
+        let Some(query) = parts.query else {
+            return Ok(());
+        };
+        let mut list_index = None;
+        let mut kept = Vec::new();
+        for pair in query.split('&') {
+            match pair.split_once('=') {
+                Some(("list_index", value)) => {
+                    list_index = Some(match value {
+                        "true" => true,
+                        "false" => false,
+                        _ => {
+                            return Err(crate::error::config_error(
+                                "the Redis URL option list_index takes true or false",
+                            ));
+                        }
+                    });
+                }
+                _ => kept.push(pair),
+            }
+        }
+        let Some(list_index) = list_index else {
+            return Ok(());
+        };
+        if list_index && !self.list_index {
+            return Err(crate::error::config_error(
+                "the URL says list_index=true but the config says list_index: false",
+            ));
+        }
+        self.list_index = list_index;
+        let trimmed = self.url.trim();
+        // `query` is a slice of `trimmed`: the URL before and after it.
+        let start = query.as_ptr() as usize - trimmed.as_ptr() as usize;
+        let before = &trimmed[..start - 1];
+        let after = &trimmed[start + query.len()..];
+        let url = if kept.is_empty() {
+            format!("{before}{after}")
+        } else {
+            format!("{before}?{}{after}", kept.join("&"))
+        };
+        self.url = url;
+        Ok(())
     }
 
     /// For a `redis+cluster://` or `rediss+cluster://` URL, the node URLs
@@ -146,6 +211,7 @@ impl fmt::Debug for RedisConfig {
             .field("tls_ca_file", &self.tls_ca_file)
             .field("purge_interval_ms", &self.purge_interval_ms)
             .field("cluster_buckets", &self.cluster_buckets)
+            .field("list_index", &self.list_index)
             .finish()
     }
 }

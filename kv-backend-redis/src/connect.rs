@@ -74,6 +74,15 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// Whether the store keeps its listing index (default `true`). With
+    /// `false` batches are only the data commands, TTLs are Redis's own,
+    /// and `list`, versions and transactions are `Unsupported`; see
+    /// [`RedisConfig::list_index`].
+    pub fn list_index(mut self, enabled: bool) -> Self {
+        self.config.list_index = enabled;
+        self
+    }
+
     /// Connects (one round trip) and starts the purge task.
     ///
     /// # Errors
@@ -106,8 +115,9 @@ impl RedisStore {
     /// # Errors
     ///
     /// As [`RedisStoreBuilder::connect`].
-    pub async fn from_config(config: RedisConfig) -> Result<Self> {
+    pub async fn from_config(mut config: RedisConfig) -> Result<Self> {
         ensure_crypto_provider();
+        config.take_url_options()?;
         if config.purge_interval_ms == Some(0) {
             return Err(config_error(
                 "purge_interval_ms must be at least 1 (null turns the purge off)",
@@ -129,21 +139,27 @@ impl RedisStore {
                 (conn, buckets)
             }
         };
+        if !config.list_index {
+            index::mark_unindexed(&conn, &buckets).await?;
+        }
         let scripts = Scripts::new();
-        let purge = config.purge_interval().map(|every| {
-            Arc::new(index::spawn_purge(
-                conn.clone(),
-                buckets.clone(),
-                scripts.clone(),
-                every,
-            ))
-        });
+        let purge = config
+            .purge_interval()
+            .filter(|_| config.list_index)
+            .map(|every| {
+                Arc::new(index::spawn_purge(
+                    conn.clone(),
+                    buckets.clone(),
+                    scripts.clone(),
+                    every,
+                ))
+            });
         let atomic = buckets.len() == 1;
         Ok(Self {
             conn,
             buckets,
             scripts,
-            validator: Validator::new(BACKEND, capabilities(atomic)),
+            validator: Validator::new(BACKEND, capabilities(atomic, config.list_index)),
             versions: Arc::new(VersionSource::new()),
             config: Arc::new(config),
             _purge: purge,

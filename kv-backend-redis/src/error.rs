@@ -33,6 +33,14 @@ pub(crate) fn map_redis_error(op: Operation, err: RedisError) -> Error {
     };
     let kind = match err.code() {
         Some("NOAUTH" | "WRONGPASS" | "NOPERM") => ErrorKind::PermissionDenied,
+        Some(crate::index::UNINDEXED_CODE) => {
+            return Error::new(ErrorKind::Config, BACKEND, op).with_message(
+                "a store without the listing index (list_index = false) wrote under this \
+                 prefix, so the index may miss keys and versions may be stale: stop those \
+                 writers and run RedisStore::reindex(), or open this store with \
+                 list_index = false too",
+            );
+        }
         _ => kind,
     };
     // A refused connection carried no request: safe to repeat, even a CAS.

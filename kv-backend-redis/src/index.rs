@@ -56,6 +56,10 @@ pub(crate) struct Layout {
     pub(crate) expiries: Vec<u8>,
     /// The hash of each key's version (members without the prefix).
     pub(crate) versions: Vec<u8>,
+    /// Set by a store without the listing index (`list_index = false`)
+    /// when it opens: the index no longer holds every key, so lists and
+    /// versioned writes of stores with the index refuse until `reindex`.
+    pub(crate) unindexed: Vec<u8>,
 }
 
 impl Layout {
@@ -65,6 +69,7 @@ impl Layout {
             index: format!("\0kv:index\0{prefix}").into_bytes(),
             expiries: format!("\0kv:expiries\0{prefix}").into_bytes(),
             versions: format!("\0kv:versions\0{prefix}").into_bytes(),
+            unindexed: format!("\0kv:unindexed\0{prefix}").into_bytes(),
         }
     }
 
@@ -207,6 +212,34 @@ pub struct ReindexReport {
     pub dropped: u64,
 }
 
+/// The error a script raises when the prefix was written without the index.
+pub(crate) const UNINDEXED_CODE: &str = "KVUNINDEXED";
+
+/// Opens a store without the listing index: per bucket, one MULTI/EXEC
+/// that marks the prefix unindexed and drops its index, expiry schedule and
+/// versions (derived data: they would go stale with the first write, and a
+/// stale version could let a check pass that should fail; `reindex`
+/// rebuilds the index).
+pub(crate) async fn mark_unindexed(conn: &RedisConnection, buckets: &Buckets) -> Result<()> {
+    for layout in buckets.all() {
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("SET")
+            .arg(&layout.unindexed[..])
+            .arg(1)
+            .ignore()
+            .cmd("UNLINK")
+            .arg(&layout.index[..])
+            .arg(&layout.expiries[..])
+            .arg(&layout.versions[..])
+            .ignore();
+        pipe.query_async::<()>(&mut conn.clone())
+            .await
+            .map_err(|e| map_redis_error(Operation::Connect, e))?;
+    }
+    Ok(())
+}
+
 /// Runs the purge script on every bucket, each until a call finds fewer
 /// due entries than it may look at.
 pub(crate) async fn purge(
@@ -285,6 +318,11 @@ pub(crate) async fn reindex(conn: &RedisConnection, layout: &Layout) -> Result<R
     let map = |e| map_redis_error(op, e);
     let mut conn = conn.clone();
     let mut report = ReindexReport::default();
+    let unindexed: bool = redis::cmd("EXISTS")
+        .arg(&layout.unindexed[..])
+        .query_async(&mut conn)
+        .await
+        .map_err(map)?;
     let pattern = format!("{}*", glob_escape(&layout.prefix));
     let mut cursor: u64 = 0;
     loop {
@@ -338,6 +376,20 @@ pub(crate) async fn reindex(conn: &RedisConnection, layout: &Layout) -> Result<R
         cursor = next;
     }
     report.dropped = drop_missing(&mut conn, layout).await?;
+    if unindexed {
+        // The index is whole again. Versions kept while a store without the
+        // index also wrote may be stale: dropped, so every check against
+        // one of them fails rather than passes wrongly.
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("DEL")
+            .arg(&layout.unindexed[..])
+            .ignore()
+            .cmd("UNLINK")
+            .arg(&layout.versions[..])
+            .ignore();
+        pipe.query_async::<()>(&mut conn).await.map_err(map)?;
+    }
     Ok(report)
 }
 

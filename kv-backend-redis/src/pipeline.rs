@@ -136,8 +136,7 @@ impl RedisStore {
             .into_iter()
             .map(|(b, entries)| {
                 let mut pipe = redis::pipe();
-                pipe.atomic();
-                push_sets(self.buckets.get(b), &mut pipe, &entries, &self.versions);
+                self.push_sets(self.buckets.get(b), &mut pipe, &entries);
                 pipe
             })
             .collect())
@@ -157,7 +156,6 @@ impl RedisStore {
             .map(|(b, ops)| {
                 let layout = self.buckets.get(b);
                 let mut pipe = redis::pipe();
-                pipe.atomic();
                 let puts: Vec<CheckedEntry<'_>> = ops
                     .iter()
                     .filter_map(|op| match op {
@@ -166,7 +164,7 @@ impl RedisStore {
                     })
                     .collect();
                 if !puts.is_empty() {
-                    push_sets(layout, &mut pipe, &puts, &self.versions);
+                    self.push_sets(layout, &mut pipe, &puts);
                 }
                 let deletes: Vec<&Key> = ops
                     .iter()
@@ -176,7 +174,7 @@ impl RedisStore {
                     })
                     .collect();
                 if !deletes.is_empty() {
-                    push_deletes(layout, &mut pipe, &deletes, false);
+                    self.push_deletes(layout, &mut pipe, &deletes, false);
                 }
                 pipe
             })
@@ -184,15 +182,54 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    /// Adds the writes of `entries` (all of `layout`'s bucket) to `pipe`:
+    /// see [`push_sets`]; the index's commands only when the store keeps
+    /// it. `pipe` becomes a MULTI/EXEC when it holds more than one command.
+    pub(crate) fn push_sets(
+        &self,
+        layout: &Layout,
+        pipe: &mut Pipeline,
+        entries: &[CheckedEntry<'_>],
+    ) {
+        let versions = self.config.list_index.then_some(&*self.versions);
+        push_sets(layout, pipe, entries, versions);
+        seal(pipe);
+    }
+
+    /// Adds the deletes of `keys` to `pipe`: see [`push_deletes`]; the
+    /// index's commands only when the store keeps it. `pipe` becomes a
+    /// MULTI/EXEC when it holds more than one command.
+    pub(crate) fn push_deletes(
+        &self,
+        layout: &Layout,
+        pipe: &mut Pipeline,
+        keys: &[&Key],
+        counted: bool,
+    ) {
+        push_deletes(layout, pipe, keys, counted, self.config.list_index);
+        seal(pipe);
+    }
+}
+
+/// One command is atomic by itself (an MSET, an UNLINK of many keys): it
+/// is sent bare. Several are wrapped in MULTI/EXEC.
+fn seal(pipe: &mut Pipeline) {
+    if pipe.len() > 1 {
+        pipe.atomic();
+    }
+}
+
 /// Adds the writes of `entries` (all of `layout`'s bucket): one MSET for
 /// those without TTL (SET for a single one), SET PX for each with a TTL,
-/// one ZADD of all keys to the index, one HSET of their new versions and,
-/// when some have a TTL, one ZADD to the expiry schedule.
-pub(crate) fn push_sets(
+/// and, with `versions` (a store with the index), one ZADD of all keys to
+/// the index, one HSET of their new versions and, when some have a TTL,
+/// one ZADD to the expiry schedule.
+fn push_sets(
     layout: &Layout,
     pipe: &mut Pipeline,
     entries: &[CheckedEntry<'_>],
-    versions: &VersionSource,
+    versions: Option<&VersionSource>,
 ) {
     let prefix = layout.prefix.len();
     let (mut plain, mut plain_bytes) = (0, 0);
@@ -218,6 +255,9 @@ pub(crate) fn push_sets(
                 .ignore();
         }
     }
+    let Some(versions) = versions else {
+        return;
+    };
     let members = entries.iter().map(|e| e.key.as_str());
     pipe.add_command(layout.index_zadd(members)).ignore();
     let first = versions.take(entries.len());
@@ -239,9 +279,9 @@ pub(crate) fn push_sets(
 }
 
 /// Adds UNLINK of `keys` (all of `layout`'s bucket; its count a result of
-/// the pipeline when `counted`), ZREM from the index and HDEL of their
-/// versions.
-pub(crate) fn push_deletes(layout: &Layout, pipe: &mut Pipeline, keys: &[&Key], counted: bool) {
+/// the pipeline when `counted`) and, when `indexed`, ZREM from the index
+/// and HDEL of their versions.
+fn push_deletes(layout: &Layout, pipe: &mut Pipeline, keys: &[&Key], counted: bool, indexed: bool) {
     pipe.add_command(RedisStore::data_keys_cmd(
         layout,
         "UNLINK",
@@ -249,6 +289,9 @@ pub(crate) fn push_deletes(layout: &Layout, pipe: &mut Pipeline, keys: &[&Key], 
     ));
     if !counted {
         pipe.ignore();
+    }
+    if !indexed {
+        return;
     }
     let members = keys.iter().map(|k| k.as_str());
     pipe.add_command(layout.index_zrem(members.clone()))

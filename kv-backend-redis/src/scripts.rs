@@ -4,9 +4,9 @@
 use redis::Script;
 
 /// Compare-and-swap, keeping the index (and the expiry schedule) and the
-/// versions in step.
+/// versions in step; a store without the index passes the data key alone.
 ///
-/// KEYS: data key, index, expiry schedule, versions. ARGV: member,
+/// KEYS: data key[, index, expiry schedule, versions]. ARGV: member,
 /// has-expected (`1`/`0`), expected, has-new, new, PX milliseconds (`""`
 /// for none), the expiry's score (ms since the epoch), the new version.
 const CAS: &str = r"
@@ -16,19 +16,24 @@ if ARGV[2] == '1' then
 elseif current then
   return 0
 end
+local indexed = #KEYS > 1
 if ARGV[4] == '1' then
   if ARGV[6] ~= '' then
     redis.call('SET', KEYS[1], ARGV[5], 'PX', ARGV[6])
-    redis.call('ZADD', KEYS[3], ARGV[7], ARGV[1])
+    if indexed then redis.call('ZADD', KEYS[3], ARGV[7], ARGV[1]) end
   else
     redis.call('SET', KEYS[1], ARGV[5])
   end
-  redis.call('ZADD', KEYS[2], 0, ARGV[1])
-  redis.call('HSET', KEYS[4], ARGV[1], ARGV[8])
+  if indexed then
+    redis.call('ZADD', KEYS[2], 0, ARGV[1])
+    redis.call('HSET', KEYS[4], ARGV[1], ARGV[8])
+  end
 elseif current then
   redis.call('DEL', KEYS[1])
-  redis.call('ZREM', KEYS[2], ARGV[1])
-  redis.call('HDEL', KEYS[4], ARGV[1])
+  if indexed then
+    redis.call('ZREM', KEYS[2], ARGV[1])
+    redis.call('HDEL', KEYS[4], ARGV[1])
+  end
 end
 return 1
 ";
@@ -64,8 +69,9 @@ end
 
 /// Checks, then writes all or nothing: a transaction, or one `write_if`.
 ///
-/// KEYS: index, expiry schedule, versions, then the data keys of the
-/// checks, then those of the writes. ARGV: the number of checks, the
+/// KEYS: index, expiry schedule, versions, the unindexed mark (see
+/// [`UNINDEXED`]), then the data keys of the checks, then those of the
+/// writes. ARGV: the number of checks, the
 /// number of writes, then per check its member, its kind (`a` absent, `p`
 /// present, `v` at a version) and the version, then per write its 6
 /// arguments (see `APPLY`). Returns the (1-based) positions of the failed
@@ -73,10 +79,11 @@ end
 const TRANSACT: &str = r"
 local nchecks = tonumber(ARGV[1])
 local nwrites = tonumber(ARGV[2])
+unindexed(KEYS[4])
 local failed = {}
 for i = 0, nchecks - 1 do
   local a = 3 + 3 * i
-  local exists = redis.call('EXISTS', KEYS[4 + i]) == 1
+  local exists = redis.call('EXISTS', KEYS[5 + i]) == 1
   local kind = ARGV[a + 1]
   local held
   if kind == 'a' then
@@ -89,7 +96,7 @@ for i = 0, nchecks - 1 do
   if not held then failed[#failed + 1] = i + 1 end
 end
 if #failed == 0 then
-  apply(nwrites, 3 + 3 * nchecks, 4 + nchecks)
+  apply(nwrites, 3 + 3 * nchecks, 5 + nchecks)
 end
 return failed
 ";
@@ -98,29 +105,33 @@ return failed
 /// not a decimal 64-bit integer or a sum past its range with an error
 /// before anything is written: the script stops there); a counter it
 /// creates gets the TTL asked for. Keeps the index, schedule and version
-/// in step.
+/// in step; a store without the index passes the data key alone.
 ///
-/// KEYS: data key, index, expiry schedule, versions. ARGV: member, delta,
+/// KEYS: data key[, index, expiry schedule, versions]. ARGV: member, delta,
 /// PX for a new counter (`""` for none), its expiry's score, the new
 /// version. Returns the new value's text (Lua numbers are doubles).
 const INCREMENT: &str = r"
 local created = ARGV[3] ~= '' and redis.call('EXISTS', KEYS[1]) == 0
 redis.call('INCRBY', KEYS[1], ARGV[2])
+local indexed = #KEYS > 1
 if created then
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
-  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+  if indexed then redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1]) end
 end
-redis.call('ZADD', KEYS[2], 0, ARGV[1])
-redis.call('HSET', KEYS[4], ARGV[1], ARGV[5])
+if indexed then
+  redis.call('ZADD', KEYS[2], 0, ARGV[1])
+  redis.call('HSET', KEYS[4], ARGV[1], ARGV[5])
+end
 return redis.call('GET', KEYS[1])
 ";
 
 /// One page of the index by lex range, skipping (and removing) members
 /// whose key no longer exists, reading on until the page is full.
 ///
-/// KEYS: index, versions. ARGV: min, max (ZRANGE BYLEX syntax), how many
-/// to return, the data key prefix.
+/// KEYS: index, versions, the unindexed mark (see [`UNINDEXED`]). ARGV:
+/// min, max (ZRANGE BYLEX syntax), how many to return, the data key prefix.
 const LIST: &str = r"
+unindexed(KEYS[3])
 local found = {}
 local min = ARGV[1]
 local want = tonumber(ARGV[3])
@@ -163,6 +174,17 @@ end
 return {#due, dropped}
 ";
 
+/// Raises `KVUNINDEXED` when a store without the index marked the prefix
+/// (see [`crate::index::mark_unindexed`]): its index may miss keys and its
+/// versions may be stale, so a list or a versioned check would be wrong.
+const UNINDEXED: &str = r"
+local function unindexed(mark)
+  if redis.call('EXISTS', mark) == 1 then
+    return error({err = 'KVUNINDEXED a store without the listing index (list_index = false) wrote under this prefix'})
+  end
+end
+";
+
 /// The scripts, hashed once.
 #[derive(Clone)]
 pub(crate) struct Scripts {
@@ -177,9 +199,9 @@ impl Scripts {
     pub(crate) fn new() -> Self {
         Self {
             cas: Script::new(CAS),
-            list: Script::new(LIST),
+            list: Script::new(&format!("{UNINDEXED}{LIST}")),
             purge: Script::new(PURGE),
-            transact: Script::new(&format!("{APPLY}{TRANSACT}")),
+            transact: Script::new(&format!("{UNINDEXED}{APPLY}{TRANSACT}")),
             increment: Script::new(INCREMENT),
         }
     }

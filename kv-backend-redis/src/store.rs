@@ -18,7 +18,7 @@ use crate::config::RedisConfig;
 use crate::conn::RedisConnection;
 use crate::error::{BACKEND, map_redis_error};
 use crate::index::{self, FIRST_KEY, Layout, PurgeReport, ReindexReport, now_millis};
-use crate::pipeline::{entries_with_ttl, millis, push_deletes, push_sets};
+use crate::pipeline::{entries_with_ttl, millis};
 use crate::scripts::Scripts;
 use crate::versions::VersionSource;
 
@@ -93,8 +93,10 @@ impl RedisStore {
     ///
     /// # Errors
     ///
-    /// The server's errors.
+    /// `Unsupported` on a store without the index (`list_index = false`:
+    /// Redis drops expired keys itself); the server's errors.
     pub async fn purge_expired(&self) -> Result<PurgeReport> {
+        self.needs_index("purge_expired")?;
         index::purge(&self.conn, &self.buckets, &self.scripts).await
     }
 
@@ -112,10 +114,18 @@ impl RedisStore {
     /// are skipped and counted. Not atomic; safe to run while the store is
     /// in use. On one server only.
     ///
+    /// Also the way back from `list_index = false`: stop the stores without
+    /// the index, then run this on a store with it; until it ends, lists
+    /// and versioned writes fail with `Config` (the index may miss keys),
+    /// and when it ends every version kept so far is dropped (a check
+    /// against one fails; the next write gives a new one).
+    ///
     /// # Errors
     ///
-    /// `Unsupported` on a cluster (SCAN walks one node); the server's errors.
+    /// `Unsupported` on a cluster (SCAN walks one node) or on a store
+    /// without the index; the server's errors.
     pub async fn reindex(&self) -> Result<ReindexReport> {
+        self.needs_index("reindex")?;
         if self.is_cluster() {
             return Err(kv_core::Error::new(
                 ErrorKind::Unsupported,
@@ -125,6 +135,25 @@ impl RedisStore {
             .with_message("reindex scans one server; it is not available on a cluster"));
         }
         index::reindex(&self.conn, self.buckets.get(0)).await
+    }
+
+    /// `Unsupported` for `what` on a store without the index.
+    fn needs_index(&self, what: &str) -> Result<()> {
+        if self.config.list_index {
+            return Ok(());
+        }
+        Err(
+            kv_core::Error::new(ErrorKind::Unsupported, BACKEND, Operation::Maintenance)
+                .with_message(format!(
+                    "{what} works on the listing index, which this store does not keep \
+                     (list_index = false)"
+                )),
+        )
+    }
+
+    /// Whether this store keeps the listing index (`list_index`).
+    pub fn has_list_index(&self) -> bool {
+        self.config.list_index
     }
 
     /// One bucket's page: the list script from `min` to `max`, at most
@@ -143,6 +172,7 @@ impl RedisStore {
                     .list
                     .key(&layout.index[..])
                     .key(&layout.versions[..])
+                    .key(&layout.unindexed[..])
                     .arg(min)
                     .arg(max)
                     .arg(want)
@@ -156,8 +186,9 @@ impl RedisStore {
 }
 
 /// What Redis promises through this store: batches are atomic and reads
-/// one snapshot when the store is one bucket.
-pub(crate) fn capabilities(one_bucket: bool) -> Capabilities {
+/// one snapshot when the store is one bucket; listing, versions and
+/// transactions need the index.
+pub(crate) fn capabilities(one_bucket: bool, indexed: bool) -> Capabilities {
     Capabilities {
         atomic_batch: one_bucket,
         // MULTI/EXEC makes a batch of any size atomic; its only bound is the
@@ -168,12 +199,13 @@ pub(crate) fn capabilities(one_bucket: bool) -> Capabilities {
         max_value_bytes: MAX_VALUE_BYTES,
         ttl: true,
         cas: true,
-        versions: true,
+        versions: indexed,
         // A script touches one hash slot: keys spread over buckets cannot
         // share one.
-        transactions: one_bucket,
+        transactions: one_bucket && indexed,
         counters: true,
-        ordered_list: true,
+        listing: indexed,
+        ordered_list: indexed,
         snapshot_batch_get: one_bucket,
         persistent: true,
     }
@@ -185,6 +217,7 @@ impl fmt::Debug for RedisStore {
             .field("url", &redact_url(&self.config.url))
             .field("key_prefix", &self.buckets.prefix)
             .field("buckets", &self.buckets.len())
+            .field("list_index", &self.config.list_index)
             .finish_non_exhaustive()
     }
 }
@@ -218,15 +251,13 @@ impl KvStore for RedisStore {
             ttl,
         };
         let mut pipe = redis::pipe();
-        pipe.atomic();
-        push_sets(self.buckets.of(key), &mut pipe, &[entry], &self.versions);
+        self.push_sets(self.buckets.of(key), &mut pipe, &[entry]);
         self.exec(Operation::Set, &pipe).await
     }
 
     async fn delete(&self, key: &Key) -> Result<bool> {
         let mut pipe = redis::pipe();
-        pipe.atomic();
-        push_deletes(self.buckets.of(key), &mut pipe, &[key], true);
+        self.push_deletes(self.buckets.of(key), &mut pipe, &[key], true);
         let (removed,): (u64,) = self.exec(Operation::Delete, &pipe).await?;
         Ok(removed > 0)
     }
@@ -407,9 +438,8 @@ impl KvStore for RedisStore {
             .iter()
             .map(|(b, keys)| {
                 let mut pipe = redis::pipe();
-                pipe.atomic();
                 // UNLINK counts a repeated key once: the second lookup finds nothing.
-                push_deletes(self.buckets.get(*b), &mut pipe, keys, true);
+                self.push_deletes(self.buckets.get(*b), &mut pipe, keys, true);
                 pipe
             })
             .collect();
@@ -452,13 +482,13 @@ impl KvStore for RedisStore {
         let flag = |present: bool| if present { "1" } else { "0" };
         let layout = self.buckets.of(key);
         let version = VersionSource::token(self.versions.take(1), 0);
-        let swapped: u64 = self
-            .scripts
-            .cas
-            .key(layout.data_key(key))
-            .key(&layout.index[..])
-            .key(&layout.expiries[..])
-            .key(&layout.versions[..])
+        let mut cas = self.scripts.cas.key(layout.data_key(key));
+        if self.config.list_index {
+            cas.key(&layout.index[..])
+                .key(&layout.expiries[..])
+                .key(&layout.versions[..]);
+        }
+        let swapped: u64 = cas
             .arg(key.as_str())
             .arg(flag(expected.is_some()))
             .arg(expected.as_deref().unwrap_or_default())

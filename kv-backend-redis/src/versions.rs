@@ -171,7 +171,8 @@ impl RedisStore {
         let mut call: ScriptInvocation<'_> = self.scripts.transact.prepare_invoke();
         call.key(&layout.index[..])
             .key(&layout.expiries[..])
-            .key(&layout.versions[..]);
+            .key(&layout.versions[..])
+            .key(&layout.unindexed[..]);
         for (key, _) in checks {
             call.key(layout.data_key(key));
         }
@@ -253,13 +254,14 @@ impl RedisStore {
         let px = ttl.map_or(String::new(), |t| millis(t).to_string());
         let at = ttl.map_or(0, |t| now_millis().saturating_add(millis(t)));
         let version = VersionSource::token(self.versions.take(1), 0);
-        let answer: RedisResult<Vec<u8>> = self
-            .scripts
-            .increment
-            .key(layout.data_key(key))
-            .key(&layout.index[..])
-            .key(&layout.expiries[..])
-            .key(&layout.versions[..])
+        let mut increment = self.scripts.increment.key(layout.data_key(key));
+        if self.config.list_index {
+            increment
+                .key(&layout.index[..])
+                .key(&layout.expiries[..])
+                .key(&layout.versions[..]);
+        }
+        let answer: RedisResult<Vec<u8>> = increment
             .arg(key.as_str())
             .arg(delta)
             .arg(px)

@@ -1,7 +1,8 @@
 //! The whole conformance suite against a live Redis from kv-testkit: once
 //! without a key prefix and with the index purge off (so listing proves its
 //! own filtering of expired keys), once with a glob-character prefix and the
-//! purge running every 500 ms underneath; and wrapped in every layer.
+//! purge running every 500 ms underneath; without the listing index; and
+//! wrapped in every layer.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,11 +11,16 @@ use kv_backend_redis::RedisStore;
 use kv_core::KvStore;
 
 async fn store(prefix: &str, purge: Option<Duration>) -> Option<Arc<dyn KvStore>> {
+    indexed(prefix, purge, true).await
+}
+
+async fn indexed(prefix: &str, purge: Option<Duration>, index: bool) -> Option<Arc<dyn KvStore>> {
     let server = kv_testkit::redis().await?;
     let store = RedisStore::builder()
         .url(server.url())
         .key_prefix(prefix)
         .purge_interval(purge)
+        .list_index(index)
         .connect()
         .await
         .expect("connect to the test Redis");
@@ -31,6 +37,13 @@ mod prefixed {
         "app*[1]?:",
         Some(std::time::Duration::from_millis(500))
     ));
+}
+
+/// Without the listing index (`list_index = false`): the list cases are
+/// skipped by capability and `list_without_support_is_unsupported` checks
+/// the refusals.
+mod without_index {
+    kv_conformance::suite!(|| super::indexed("noindex:", None, false));
 }
 
 /// Every layer at once, in the documented order, is invisible to the

@@ -53,8 +53,12 @@ fn calls(pairs: &[(&str, u64)]) -> HashMap<String, u64> {
     pairs.iter().map(|(n, c)| (n.to_string(), *c)).collect()
 }
 
+/// The tests of this binary count the server's commands: one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn every_operation_maps_to_its_native_commands() {
+    let _serial = SERIAL.lock().await;
     let Some(server) = kv_testkit::redis().await else {
         return;
     };
@@ -299,4 +303,127 @@ async fn every_operation_maps_to_its_native_commands() {
     })
     .await;
     assert_eq!(seen, calls(&[("get", 1)]), "get");
+}
+
+/// Without the listing index a batch is its data commands alone: a batch
+/// without TTLs is one bare MSET (atomic by itself), a delete one UNLINK,
+/// and only a batch of several commands is a MULTI/EXEC; no ZADD, HSET or
+/// schedule anywhere.
+#[tokio::test]
+async fn without_the_index_a_batch_is_its_data_commands() {
+    let _serial = SERIAL.lock().await;
+    let Some(server) = kv_testkit::redis().await else {
+        return;
+    };
+    let store = RedisStore::builder()
+        .url(server.url())
+        .key_prefix("plain:")
+        .list_index(false)
+        .connect()
+        .await
+        .unwrap();
+    let mut conn = store.connection();
+    let keys: Vec<Key> = (0..100)
+        .map(|i| Key::new(format!("{i:03}")).unwrap())
+        .collect();
+    let entries: Vec<Entry> = keys.iter().map(|k| Entry::new(k.clone(), "v")).collect();
+    let seen = count(&mut conn, async {
+        store.batch_set(entries.clone()).await.unwrap()
+    })
+    .await;
+    assert_eq!(seen, calls(&[("mset", 1)]), "batch_set");
+
+    let mixed: Vec<Entry> = keys[..10]
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let e = Entry::new(k.clone(), "t");
+            if i < 3 {
+                e.with_ttl(std::time::Duration::from_secs(60))
+            } else {
+                e
+            }
+        })
+        .collect();
+    let seen = count(&mut conn, async { store.batch_set(mixed).await.unwrap() }).await;
+    assert_eq!(
+        seen,
+        calls(&[("multi", 1), ("mset", 1), ("set", 3), ("exec", 1)]),
+        "batch_set with TTLs: SET PX, Redis's own expiry"
+    );
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg("plain:000")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!((1..=60_000).contains(&pttl), "PTTL {pttl}");
+
+    let seen = count(&mut conn, async {
+        assert_eq!(store.batch_get(&keys).await.unwrap().len(), 100);
+    })
+    .await;
+    assert_eq!(seen, calls(&[("mget", 1)]), "batch_get");
+
+    let seen = count(&mut conn, async {
+        let ops = vec![
+            WriteOp::Put(Entry::new(keys[0].clone(), "w")),
+            WriteOp::Delete(keys[1].clone()),
+        ];
+        store.write_batch(ops).await.unwrap();
+    })
+    .await;
+    assert_eq!(
+        seen,
+        calls(&[("multi", 1), ("set", 1), ("unlink", 1), ("exec", 1)]),
+        "write_batch"
+    );
+
+    let seen = count(&mut conn, async {
+        assert_eq!(store.batch_delete(&keys).await.unwrap(), 99);
+    })
+    .await;
+    assert_eq!(seen, calls(&[("unlink", 1)]), "batch_delete");
+
+    // Warm the scripts, then each is one EVALSHA touching the data key only.
+    store
+        .increment(&keys[5], 1, SetOptions::default())
+        .await
+        .unwrap();
+    store
+        .compare_and_swap(&keys[5], Some("nope".into()), None, SetOptions::default())
+        .await
+        .unwrap();
+    let seen = count(&mut conn, async {
+        assert_eq!(
+            store
+                .increment(&keys[5], 2, SetOptions::default())
+                .await
+                .unwrap(),
+            3
+        );
+        assert!(
+            store
+                .compare_and_swap(
+                    &keys[5],
+                    Some("3".into()),
+                    Some("x".into()),
+                    SetOptions::default()
+                )
+                .await
+                .unwrap()
+        );
+    })
+    .await;
+    assert_eq!(seen.get("evalsha"), Some(&2), "{seen:?}");
+    for name in ["zadd", "hset", "zrem", "hdel"] {
+        assert_eq!(seen.get(name), None, "{name} in {seen:?}");
+    }
+    let derived: u64 = redis::cmd("EXISTS")
+        .arg(&b"\0kv:index\0plain:"[..])
+        .arg(&b"\0kv:expiries\0plain:"[..])
+        .arg(&b"\0kv:versions\0plain:"[..])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(derived, 0, "no index, schedule or versions");
 }

@@ -571,3 +571,149 @@ async fn a_purge_that_always_fails_is_counted_and_its_error_kept() {
         .unwrap();
     assert_eq!(off.purge_status(), None);
 }
+
+/// Switching a prefix between the modes, both ways: a store without the
+/// index marks the prefix, so a store with it refuses lists and versioned
+/// writes (`Config`, never a short list or a stale version that passes)
+/// until `reindex`, which lists every key again and drops the old versions.
+#[tokio::test]
+async fn switching_to_no_index_and_back_never_lists_short_or_passes_stale_versions() {
+    let Some((indexed, mut raw, prefix)) = fresh("switch").await else {
+        return;
+    };
+    indexed
+        .batch_set(vec![
+            Entry::new(key("a"), "1"),
+            Entry::new(key("b"), "2").with_ttl(Duration::from_secs(600)),
+        ])
+        .await
+        .unwrap();
+    let old = indexed.get_versioned(&key("b")).await.unwrap().unwrap();
+
+    let url = format!(
+        "{}?list_index=false",
+        kv_testkit::redis().await.unwrap().url()
+    );
+    let plain = RedisStore::builder()
+        .url(url)
+        .key_prefix(&prefix)
+        .connect()
+        .await
+        .unwrap();
+    assert!(!plain.has_list_index() && indexed.has_list_index());
+    let caps = plain.capabilities();
+    assert!(!caps.listing && !caps.ordered_list && !caps.versions && !caps.transactions);
+    assert!(caps.cas && caps.counters && caps.ttl && caps.atomic_batch);
+    assert_eq!(
+        zcard(&mut raw, index_name(&prefix)).await,
+        0,
+        "index dropped"
+    );
+    for refused in [
+        plain.list("", ListOptions::default()).await.err(),
+        plain.reindex().await.err().map(|e| e.with_message("")),
+        plain
+            .purge_expired()
+            .await
+            .err()
+            .map(|e| e.with_message("")),
+    ] {
+        assert_eq!(refused.map(|e| e.kind()), Some(ErrorKind::Unsupported));
+    }
+    // Writes without the index, TTLs by Redis.
+    plain
+        .batch_set(vec![Entry::new(key("c"), "3")])
+        .await
+        .unwrap();
+    assert!(plain.delete(&key("a")).await.unwrap());
+    plain
+        .set(
+            &key("b"),
+            "changed".into(),
+            SetOptions::ttl(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(format!("{prefix}b"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!((1..=60_000).contains(&pttl), "PTTL {pttl}");
+
+    // The store with the index refuses what the stale index would get wrong.
+    let list = indexed.list("", ListOptions::default()).await;
+    assert_eq!(list.map_err(|e| e.kind()).err(), Some(ErrorKind::Config));
+    let stale = indexed
+        .write_if(
+            &key("b"),
+            kv_core::Condition::Version(old.version.clone()),
+            Some("lost".into()),
+            SetOptions::default(),
+        )
+        .await;
+    assert_eq!(stale.map_err(|e| e.kind()).err(), Some(ErrorKind::Config));
+    assert_eq!(
+        indexed.get(&key("b")).await.unwrap(),
+        Some(Bytes::from("changed"))
+    );
+
+    // The way back: reindex lists every key and drops the old versions.
+    drop(plain);
+    let report = indexed.reindex().await.unwrap();
+    assert_eq!(report.indexed, 2, "{report:?}");
+    let keys = indexed.list("", ListOptions::default()).await.unwrap().keys;
+    assert_eq!(keys, [key("b"), key("c")]);
+    let stale = indexed
+        .write_if(
+            &key("b"),
+            kv_core::Condition::Version(old.version),
+            Some("lost".into()),
+            SetOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(!stale, "a version from before the switch must not pass");
+    let now = indexed.get_versioned(&key("b")).await.unwrap().unwrap();
+    let written = indexed
+        .write_if(
+            &key("b"),
+            kv_core::Condition::Version(now.version),
+            Some("new".into()),
+            SetOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(written);
+    indexed.clear("").await.unwrap();
+}
+
+#[tokio::test]
+async fn the_list_index_url_option_is_checked_and_hidden_from_the_driver() {
+    let Some(server) = kv_testkit::redis().await else {
+        return;
+    };
+    let url = server.url();
+    for (query, index) in [
+        ("?list_index=false", false),
+        ("?list_index=true", true),
+        ("", true),
+    ] {
+        let store = RedisStore::connect(&format!("{url}{query}")).await.unwrap();
+        assert_eq!(store.has_list_index(), index, "{query}");
+        assert_eq!(store.capabilities().listing, index, "{query}");
+    }
+    for bad in ["?list_index=no", "?list_index="] {
+        let err = RedisStore::connect(&format!("{url}{bad}"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{bad}: {err}");
+    }
+    let config = kv_backend_redis::RedisConfig {
+        url: format!("{url}?list_index=true"),
+        list_index: false,
+        ..Default::default()
+    };
+    let err = RedisStore::from_config(config).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+}

@@ -74,6 +74,7 @@ pub(crate) fn capabilities(memory: bool) -> Capabilities {
         versions: true,
         transactions: true,
         counters: true,
+        listing: true,
         ordered_list: true,
         snapshot_batch_get: true,
         persistent: !memory,

@@ -5,7 +5,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use kv_core::{Entry, ErrorKind, KvStore, WriteOp};
 
-use crate::support::{Space, assert_kind, b, get, list_all, put};
+use crate::support::{Space, assert_kind, b, get, live_keys, put};
 
 fn entries(s: &Space, pairs: &[(&str, &str)]) -> Vec<Entry> {
     pairs
@@ -113,7 +113,7 @@ pub async fn batch_set_with_one_oversize_value_writes_nothing(store: &dyn KvStor
     batch.push(Entry::new(s.key("big"), vec![0u8; max + 1]));
     batch.push(Entry::new(s.key("z"), b("26")));
     assert_kind(store.batch_set(batch).await, ErrorKind::ValueTooLarge);
-    assert_eq!(s.names(&list_all(store, s.prefix(), 10).await), ["keep"]);
+    assert_eq!(s.names(&live_keys(store, s.prefix(), 10).await), ["keep"]);
     assert_eq!(get(store, &s.key("keep")).await, Some(b("old")));
     s.cleanup(store).await;
 }
@@ -153,7 +153,7 @@ pub async fn batch_set_borrowed_with_one_invalid_entry_writes_nothing(store: &dy
     let (bad, kind) = invalid_entry(store, &s);
     batch.push(bad);
     assert_kind(store.batch_set_borrowed(&batch).await, kind);
-    assert_eq!(s.names(&list_all(store, s.prefix(), 10).await), ["keep"]);
+    assert_eq!(s.names(&live_keys(store, s.prefix(), 10).await), ["keep"]);
     assert_eq!(get(store, &s.key("keep")).await, Some(b("old")));
     s.cleanup(store).await;
 }
@@ -177,7 +177,7 @@ pub async fn write_batch_borrowed_applies_in_order(store: &dyn KvStore) {
     store.write_batch_borrowed(&ops).await.unwrap();
     assert_eq!(ops, sent, "the caller's operations are untouched");
     assert_eq!(
-        s.names(&list_all(store, s.prefix(), 10).await),
+        s.names(&live_keys(store, s.prefix(), 10).await),
         ["a", "back"]
     );
     assert_eq!(get(store, &s.key("a")).await, Some(b("3")));
@@ -197,7 +197,7 @@ pub async fn write_batch_borrowed_with_one_invalid_op_changes_nothing(store: &dy
         WriteOp::Put(bad),
     ];
     assert_kind(store.write_batch_borrowed(&ops).await, kind);
-    assert_eq!(s.names(&list_all(store, s.prefix(), 10).await), ["keep"]);
+    assert_eq!(s.names(&live_keys(store, s.prefix(), 10).await), ["keep"]);
     assert_eq!(get(store, &s.key("keep")).await, Some(b("old")));
     s.cleanup(store).await;
 }
@@ -229,7 +229,7 @@ pub async fn batch_delete_counts_only_live_keys(store: &dyn KvStore) {
         .await
         .unwrap();
     assert_eq!(removed, 2);
-    assert_eq!(s.names(&list_all(store, s.prefix(), 10).await), ["b"]);
+    assert_eq!(s.names(&live_keys(store, s.prefix(), 10).await), ["b"]);
     assert_eq!(store.batch_delete(&s.keys(&["a", "c"])).await.unwrap(), 0);
     s.cleanup(store).await;
 }
@@ -249,7 +249,7 @@ pub async fn write_batch_mixes_puts_and_deletes(store: &dyn KvStore) {
     ];
     store.write_batch(ops).await.unwrap();
     assert_eq!(
-        s.names(&list_all(store, s.prefix(), 10).await),
+        s.names(&live_keys(store, s.prefix(), 10).await),
         ["kept", "new"]
     );
     assert_eq!(get(store, &s.key("kept")).await, Some(b("updated")));
@@ -299,7 +299,7 @@ pub async fn write_batch_with_one_oversize_value_writes_nothing(store: &dyn KvSt
         WriteOp::Put(Entry::new(s.key("big"), vec![1u8; max + 1])),
     ];
     assert_kind(store.write_batch(ops).await, ErrorKind::ValueTooLarge);
-    assert_eq!(s.names(&list_all(store, s.prefix(), 10).await), ["victim"]);
+    assert_eq!(s.names(&live_keys(store, s.prefix(), 10).await), ["victim"]);
     s.cleanup(store).await;
 }
 
@@ -317,7 +317,7 @@ pub async fn batch_of_10000_keys_is_whole_or_too_large(store: &dyn KvStore) {
     let result = store.batch_set(batch).await;
     if fits {
         result.unwrap();
-        let listed = list_all(store, s.prefix(), 1000).await;
+        let listed = live_keys(store, s.prefix(), 1000).await;
         assert_eq!(listed.len(), 10_000);
         let probe = s.keys(&["00000", "04999", "09999"]);
         let got = store.batch_get(&probe).await.unwrap();
@@ -325,7 +325,7 @@ pub async fn batch_of_10000_keys_is_whole_or_too_large(store: &dyn KvStore) {
         assert_eq!(store.batch_delete(&listed).await.unwrap(), 10_000);
     } else {
         assert_kind(result, ErrorKind::BatchTooLarge);
-        assert!(list_all(store, s.prefix(), 100).await.is_empty());
+        assert!(live_keys(store, s.prefix(), 100).await.is_empty());
     }
     s.cleanup(store).await;
 }
@@ -358,7 +358,7 @@ pub async fn batches_over_max_ops_fail_whole(store: &dyn KvStore) {
         ErrorKind::BatchTooLarge,
     );
     assert_kind(store.write_batch(ops).await, ErrorKind::BatchTooLarge);
-    assert!(list_all(store, s.prefix(), 100).await.is_empty());
+    assert!(live_keys(store, s.prefix(), 100).await.is_empty());
 
     // At the limit, with a duplicate on top: fine.
     let mut at_limit = over[..max].to_vec();
@@ -370,7 +370,7 @@ pub async fn batches_over_max_ops_fail_whole(store: &dyn KvStore) {
         store.batch_get_with_ttl(&keys).await,
         ErrorKind::BatchTooLarge,
     );
-    assert_eq!(list_all(store, s.prefix(), 1000).await.len(), max);
+    assert_eq!(live_keys(store, s.prefix(), 1000).await.len(), max);
     assert_eq!(store.batch_delete(&keys[..max]).await.unwrap(), max as u64);
     s.cleanup(store).await;
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use kv_core::{BulkWriter, Entry, ErrorKind, KvStore, WriteOp};
 
-use crate::support::{Space, b, large, list_all};
+use crate::support::{Space, b, large, live_keys};
 
 /// 50,000 entries (at full size: see [`scale_large_cases`](crate::scale_large_cases))
 /// in chunks of the store's batch size, 4 at once: every one lands with its
@@ -102,7 +102,7 @@ pub async fn bulk_chunk_with_an_invalid_entry_fails_alone(store: Arc<dyn KvStore
     );
     assert!(!report.is_complete() && !report.stopped_early);
     assert_eq!(report.keys_written as usize, total - chunk);
-    let listed = list_all(&*store, s.prefix(), 1000).await;
+    let listed = live_keys(&*store, s.prefix(), 1000).await;
     assert_eq!(listed.len(), total - chunk);
     assert!(listed.iter().all(|k| !failed.keys.contains(k)));
     s.cleanup(&*store).await;
@@ -163,6 +163,6 @@ pub async fn bulk_fail_fast_stops_after_the_first_failure(store: Arc<dyn KvStore
     assert!(report.stopped_early && !report.is_complete());
     assert_eq!(report.failed.len(), 1);
     assert_eq!((report.chunks_written, report.keys_written), (1, 10));
-    assert_eq!(list_all(&*store, s.prefix(), 1000).await.len(), 10);
+    assert_eq!(live_keys(&*store, s.prefix(), 1000).await.len(), 10);
     s.cleanup(&*store).await;
 }

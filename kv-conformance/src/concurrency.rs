@@ -6,7 +6,7 @@ use bytes::Bytes;
 use futures::future::join_all;
 use kv_core::{Entry, KvStore, SetOptions};
 
-use crate::support::{Space, b, list_all};
+use crate::support::{Space, b, live_keys};
 
 /// 500 concurrent tasks writing disjoint keys lose no write.
 pub async fn concurrent_disjoint_writes_lose_nothing(store: Arc<dyn KvStore>) {
@@ -149,6 +149,6 @@ pub async fn readers_never_see_half_a_batch(store: Arc<dyn KvStore>) {
         .await
         .expect("reader panicked")
         .expect("batch_get failed");
-    assert_eq!(list_all(&*store, s.prefix(), 100).await.len(), keys.len());
+    assert_eq!(live_keys(&*store, s.prefix(), 100).await.len(), keys.len());
     s.cleanup(&*store).await;
 }

@@ -148,5 +148,9 @@ pub async fn capabilities_are_consistent(store: &dyn KvStore) {
     if let Some(max) = caps.max_batch_ops {
         assert!(max >= 1);
     }
+    assert!(
+        caps.listing || !caps.ordered_list,
+        "ordered_list promises the order of a listing the store cannot do"
+    );
     assert_eq!(caps, store.capabilities(), "capabilities must be stable");
 }

@@ -88,6 +88,9 @@ async fn delete_all(store: &dyn KvStore, keys: impl Iterator<Item = Key>) {
 /// it, half with TTLs of about ten minutes: every live key exactly once,
 /// ascending, with its value and its remaining TTL.
 pub async fn export_of_many_keys_returns_each_live_key_once_with_its_ttl(store: Arc<dyn KvStore>) {
+    if !store.capabilities().listing {
+        return; // list::listing_without_support_is_unsupported checks this store
+    }
     let s = Space::new("export-20k");
     let written = entries(&*store, &s, large(20_000));
     let started = Instant::now();
@@ -102,6 +105,9 @@ pub async fn export_of_many_keys_returns_each_live_key_once_with_its_ttl(store: 
 /// An export in small pages resumes strictly after `start_after` and still
 /// yields every later key once.
 pub async fn export_resumes_after_a_key(store: Arc<dyn KvStore>) {
+    if !store.capabilities().listing {
+        return; // list::listing_without_support_is_unsupported checks this store
+    }
     let s = Space::new("export-resume");
     let written = entries(&*store, &s, 60);
     let started = Instant::now();
@@ -125,6 +131,9 @@ pub async fn export_resumes_after_a_key(store: Arc<dyn KvStore>) {
 /// space of the store, verified both times: values and TTLs survive both
 /// trips; a resumed copy takes only the keys after its start.
 pub async fn copy_to_memory_and_back_keeps_values_and_ttls(store: Arc<dyn KvStore>) {
+    if !store.capabilities().listing {
+        return; // list::listing_without_support_is_unsupported checks this store
+    }
     let s = Space::new("copy-src");
     let written = entries(&*store, &s, 2_500);
     let started = Instant::now();

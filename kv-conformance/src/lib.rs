@@ -156,6 +156,7 @@ macro_rules! __for_each_case {
             list::default_limit_pages_at_1000,
             list::list_stream_yields_every_key,
             list::prefix_matches_only_at_the_start,
+            list::listing_without_support_is_unsupported,
             cas::cas_without_support_is_unsupported,
             cas::cas_creates_when_absent,
             cas::cas_create_fails_when_present,

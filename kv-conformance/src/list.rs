@@ -1,10 +1,13 @@
 //! Listing: byte order, paging, cursors, literal prefixes, boundaries.
 
-use kv_core::{Entry, ErrorKind, Key, KvStore, KvStoreExt, ListOptions, MAX_LIST_LIMIT};
+use kv_core::{
+    CopyOptions, Entry, ErrorKind, Key, KvStore, KvStoreExt, ListOptions, MAX_LIST_LIMIT,
+    MemoryStore, Result,
+};
 
 use futures::TryStreamExt;
 
-use crate::support::{Space, assert_kind, b, list_all, put, set_all};
+use crate::support::{Space, assert_kind, b, get, list_all, put, set_all};
 
 async fn fill(store: &dyn KvStore, s: &Space, names: &[&str]) {
     let entries = names.iter().map(|n| Entry::new(s.key(n), b(n))).collect();
@@ -27,6 +30,9 @@ fn sorted(names: &[&str]) -> Vec<String> {
 
 /// A prefix with no keys lists an empty, final page.
 pub async fn list_of_empty_prefix_is_empty_and_final(store: &dyn KvStore) {
+    if !store.capabilities().listing {
+        return; // list::listing_without_support_is_unsupported checks this store
+    }
     let s = Space::new("list-empty");
     let page = store
         .list(s.prefix(), ListOptions::default())
@@ -38,6 +44,9 @@ pub async fn list_of_empty_prefix_is_empty_and_final(store: &dyn KvStore) {
 
 /// Keys list in ascending byte order (not locale, not length order).
 pub async fn list_is_in_byte_order(store: &dyn KvStore) {
+    if !store.capabilities().listing {
+        return; // list::listing_without_support_is_unsupported checks this store
+    }
     if !store.capabilities().ordered_list {
         return;
     }
@@ -56,6 +65,9 @@ pub async fn list_is_in_byte_order(store: &dyn KvStore) {
 
 /// Paging with every limit from 1 to n+1 returns each key exactly once.
 pub async fn paging_with_every_limit_returns_each_key_once(store: &dyn KvStore) {
+    if !store.capabilities().listing {
+        return; // list::listing_without_support_is_unsupported checks this store
+    }
     let s = Space::new("list-pages");
     let names: Vec<String> = (0..23).map(|i| format!("k{i:03}")).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -73,6 +85,9 @@ pub async fn paging_with_every_limit_returns_each_key_once(store: &dyn KvStore) 
 /// A page with fewer keys than its limit has no cursor; an exactly full last
 /// page may have one, and the page after it is empty and final.
 pub async fn short_page_has_no_cursor(store: &dyn KvStore) {
+    if !store.capabilities().listing {
+        return; // list::listing_without_support_is_unsupported checks this store
+    }
     let s = Space::new("list-short");
     fill(store, &s, &["a", "b", "c"]).await;
     let page = store
@@ -102,6 +117,9 @@ pub async fn short_page_has_no_cursor(store: &dyn KvStore) {
 
 /// `start_after` is exclusive, and need not be an existing key.
 pub async fn start_after_is_exclusive_and_need_not_exist(store: &dyn KvStore) {
+    if !store.capabilities().listing {
+        return; // list::listing_without_support_is_unsupported checks this store
+    }
     if !store.capabilities().ordered_list {
         return;
     }
@@ -129,6 +147,9 @@ pub async fn start_after_is_exclusive_and_need_not_exist(store: &dyn KvStore) {
 /// A cursor before the prefix range starts at the prefix; one after it
 /// lists nothing.
 pub async fn start_after_outside_the_prefix_range(store: &dyn KvStore) {
+    if !store.capabilities().listing {
+        return; // list::listing_without_support_is_unsupported checks this store
+    }
     let s = Space::new("list-outside");
     fill(store, &s, &["m/1", "m/2"]).await;
     let prefix = s.raw("m/");
@@ -150,6 +171,9 @@ pub async fn start_after_outside_the_prefix_range(store: &dyn KvStore) {
 /// Pattern metacharacters in a prefix are literal: `%`, `_`, `*`, `?`, `[`,
 /// `\`, `.`, `^`, `$`, `(`, `+`, `{`, `|`.
 pub async fn wildcard_prefixes_are_literal(store: &dyn KvStore) {
+    if !store.capabilities().listing {
+        return; // list::listing_without_support_is_unsupported checks this store
+    }
     let s = Space::new("list-wild");
     let metas = [
         "%", "_", "*", "?", "[", "\\", ".", "^", "$", "(", "+", "{", "|", "]", ")",
@@ -174,6 +198,9 @@ pub async fn wildcard_prefixes_are_literal(store: &dyn KvStore) {
 /// A key equal to the prefix is listed; `ab` does not list `a`, and `a`
 /// lists `ab`.
 pub async fn prefix_boundaries_are_exact(store: &dyn KvStore) {
+    if !store.capabilities().listing {
+        return; // list::listing_without_support_is_unsupported checks this store
+    }
     let s = Space::new("list-bound");
     fill(store, &s, &["a", "ab", "abc", "b", "aa"]).await;
     let mut ab = s.names(&list_all(store, &s.raw("ab"), 100).await);
@@ -188,6 +215,9 @@ pub async fn prefix_boundaries_are_exact(store: &dyn KvStore) {
 /// A prefix ending in the highest characters (`\u{ffff}`, `\u{10ffff}`, `\u{7f}`)
 /// bounds its range exactly.
 pub async fn prefix_with_highest_characters_bounds_exactly(store: &dyn KvStore) {
+    if !store.capabilities().listing {
+        return; // list::listing_without_support_is_unsupported checks this store
+    }
     let s = Space::new("list-high");
     let names = [
         "a",
@@ -217,6 +247,9 @@ pub async fn prefix_with_highest_characters_bounds_exactly(store: &dyn KvStore) 
 
 /// Unicode prefixes select by bytes: `é` does not list `e\u{301}`.
 pub async fn unicode_prefixes_select_by_bytes(store: &dyn KvStore) {
+    if !store.capabilities().listing {
+        return; // list::listing_without_support_is_unsupported checks this store
+    }
     let s = Space::new("list-uni");
     fill(
         store,
@@ -247,6 +280,9 @@ pub async fn unicode_prefixes_select_by_bytes(store: &dyn KvStore) {
 /// listed exactly once; deleted ones are not listed after deletion; new keys
 /// after the cursor are seen.
 pub async fn keys_changed_between_pages_are_listed_once(store: &dyn KvStore) {
+    if !store.capabilities().listing {
+        return; // list::listing_without_support_is_unsupported checks this store
+    }
     if !store.capabilities().ordered_list {
         return;
     }
@@ -286,6 +322,9 @@ pub async fn keys_changed_between_pages_are_listed_once(store: &dyn KvStore) {
 
 /// A deleted key is not listed.
 pub async fn deleted_keys_are_not_listed(store: &dyn KvStore) {
+    if !store.capabilities().listing {
+        return; // list::listing_without_support_is_unsupported checks this store
+    }
     let s = Space::new("list-deleted");
     fill(store, &s, &["a", "b", "c"]).await;
     store.delete(&s.key("b")).await.unwrap();
@@ -296,6 +335,9 @@ pub async fn deleted_keys_are_not_listed(store: &dyn KvStore) {
 
 /// A limit of zero is `InvalidArgument`.
 pub async fn zero_limit_is_invalid(store: &dyn KvStore) {
+    if !store.capabilities().listing {
+        return; // list::listing_without_support_is_unsupported checks this store
+    }
     let s = Space::new("list-zero");
     assert_kind(
         store
@@ -309,6 +351,9 @@ pub async fn zero_limit_is_invalid(store: &dyn KvStore) {
 /// server's count would turn into a float) is `InvalidArgument` before any
 /// I/O; the maximum itself is a valid page size.
 pub async fn limit_over_the_maximum_is_invalid(store: &dyn KvStore) {
+    if !store.capabilities().listing {
+        return; // list::listing_without_support_is_unsupported checks this store
+    }
     let s = Space::new("list-max");
     for limit in [MAX_LIST_LIMIT + 1, 1 << 53, (1 << 53) + 1, usize::MAX] {
         assert_kind(
@@ -330,6 +375,9 @@ pub async fn limit_over_the_maximum_is_invalid(store: &dyn KvStore) {
 
 /// Without a limit, a page holds up to the default (1000) keys.
 pub async fn default_limit_pages_at_1000(store: &dyn KvStore) {
+    if !store.capabilities().listing {
+        return; // list::listing_without_support_is_unsupported checks this store
+    }
     let s = Space::new("list-default");
     let n = 1001;
     let chunk = store.capabilities().max_batch_ops.unwrap_or(n).min(n);
@@ -351,6 +399,9 @@ pub async fn default_limit_pages_at_1000(store: &dyn KvStore) {
 
 /// `list_stream` yields every key once, across pages.
 pub async fn list_stream_yields_every_key(store: &dyn KvStore) {
+    if !store.capabilities().listing {
+        return; // list::listing_without_support_is_unsupported checks this store
+    }
     let s = Space::new("list-stream");
     let names: Vec<String> = (0..30).map(|i| format!("{i:02}")).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -364,10 +415,46 @@ pub async fn list_stream_yields_every_key(store: &dyn KvStore) {
 
 /// A prefix does not match keys that merely contain it later.
 pub async fn prefix_matches_only_at_the_start(store: &dyn KvStore) {
+    if !store.capabilities().listing {
+        return; // list::listing_without_support_is_unsupported checks this store
+    }
     let s = Space::new("list-start");
     fill(store, &s, &["xa", "ax", "a"]).await;
     let mut listed = s.names(&list_all(store, &s.raw("a"), 10).await);
     listed.sort();
     assert_eq!(listed, ["a", "ax"]);
+    s.cleanup(store).await;
+}
+
+/// A store that cannot list ([`listing`](kv_core::Capabilities::listing)
+/// off) says so: `list`, `list_stream`, `clear`, `export` and a copy from
+/// it are `Unsupported` and change nothing, here or in the copy's target;
+/// its keys stay readable.
+pub async fn listing_without_support_is_unsupported(store: &dyn KvStore) {
+    let caps = store.capabilities();
+    if caps.listing {
+        return;
+    }
+    assert!(!caps.ordered_list, "ordered_list without listing");
+    let s = Space::new("no-list");
+    put(store, &s.key("a"), "1").await;
+    for prefix in [s.prefix(), ""] {
+        assert_kind(
+            store.list(prefix, ListOptions::default()).await,
+            ErrorKind::Unsupported,
+        );
+    }
+    let streamed: Result<Vec<Key>> = store.list_stream(s.prefix()).try_collect().await;
+    assert_kind(streamed, ErrorKind::Unsupported);
+    assert_kind(store.clear(s.prefix()).await, ErrorKind::Unsupported);
+    let exported: Result<Vec<Entry>> = store.export(s.prefix()).try_collect().await;
+    assert_kind(exported, ErrorKind::Unsupported);
+    let target = MemoryStore::new().into_dyn();
+    let report = kv_core::copy(store, target.clone(), s.prefix(), CopyOptions::default()).await;
+    assert_eq!(report.load.keys_written, 0);
+    assert_kind(report.into_result(), ErrorKind::Unsupported);
+    let copied = target.list("", ListOptions::default()).await.unwrap();
+    assert!(copied.keys.is_empty(), "the copy wrote {:?}", copied.keys);
+    assert_eq!(get(store, &s.key("a")).await, Some(b("1")));
     s.cleanup(store).await;
 }

@@ -64,9 +64,26 @@ impl Space {
         &self.prefix
     }
 
-    /// `prefix + name`, as a full string.
+    /// `prefix + name`, as a full string. Every valid key made here (or
+    /// by [`Space::key`]) is remembered, so a store that cannot list
+    /// ([`Capabilities::listing`] off) can still be checked for what is
+    /// left ([`live_keys`]) and cleaned up.
     pub fn raw(&self, name: &str) -> String {
-        format!("{}{name}", self.prefix)
+        let raw = format!("{}{name}", self.prefix);
+        if Key::new(raw.as_str()).is_ok() {
+            made_keys().insert(raw.clone());
+        }
+        raw
+    }
+
+    /// Remembers `prefix + name` for each of `names`: keys a case writes
+    /// by other means than [`Space::key`] (through a namespace), so
+    /// [`live_keys`] and [`Space::cleanup`] see them on a store that cannot
+    /// list.
+    pub fn track(&self, names: &[&str]) {
+        for name in names {
+            self.raw(name);
+        }
     }
 
     /// `prefix + name`, as a key.
@@ -93,8 +110,19 @@ impl Space {
             .collect()
     }
 
-    /// Removes everything in the space and checks it is gone.
+    /// Removes everything in the space and checks it is gone. On a store
+    /// that cannot list, deletes the keys [`Space::key`] made (and those
+    /// [`Space::track`] named) instead; keys a typed namespace wrote under
+    /// other names stay on the test server.
     pub async fn cleanup(&self, store: &dyn KvStore) {
+        if !store.capabilities().listing {
+            let keys = keys_made_under(&self.prefix);
+            delete_all(store, &keys).await;
+            let left = live_among(store, &keys).await;
+            assert!(left.is_empty(), "cleanup left {left:?}");
+            made_keys().retain(|k| !k.starts_with(&self.prefix));
+            return;
+        }
         store
             .clear(&self.prefix)
             .await
@@ -155,6 +183,72 @@ pub fn assert_kind<T: std::fmt::Debug>(result: Result<T>, kind: ErrorKind) {
         Err(e) => assert_eq!(e.kind(), kind, "expected {kind:?}, got error {e}"),
         Ok(v) => panic!("expected {kind:?}, got Ok({v:?})"),
     }
+}
+
+/// Every key ever made by [`Space::key`] in this process (until its
+/// space's cleanup).
+fn made_keys() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<String>> {
+    static MADE: std::sync::Mutex<std::collections::BTreeSet<String>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    MADE.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The keys [`Space::key`] made that start with `prefix`, ascending.
+fn keys_made_under(prefix: &str) -> Vec<Key> {
+    made_keys()
+        .range(prefix.to_owned()..)
+        .take_while(|k| k.starts_with(prefix))
+        .map(|k| Key::new(k.as_str()).expect("made by Space::key"))
+        .collect()
+}
+
+/// The chunk size that fits the store's `max_batch_ops`.
+fn batch_chunk(store: &dyn KvStore) -> usize {
+    store
+        .capabilities()
+        .max_batch_ops
+        .unwrap_or(1000)
+        .clamp(1, 1000)
+}
+
+/// Which of `keys` are live, in their order.
+async fn live_among(store: &dyn KvStore, keys: &[Key]) -> Vec<Key> {
+    let mut live = Vec::new();
+    for chunk in keys.chunks(batch_chunk(store)) {
+        let found = store
+            .batch_exists(chunk)
+            .await
+            .unwrap_or_else(|e| panic!("batch_exists: {e}"));
+        live.extend(
+            chunk
+                .iter()
+                .zip(found)
+                .filter(|(_, found)| *found)
+                .map(|(k, _)| k.clone()),
+        );
+    }
+    live
+}
+
+async fn delete_all(store: &dyn KvStore, keys: &[Key]) {
+    for chunk in keys.chunks(batch_chunk(store)) {
+        store
+            .batch_delete(chunk)
+            .await
+            .unwrap_or_else(|e| panic!("batch_delete: {e}"));
+    }
+}
+
+/// The live keys under `prefix`, ascending: [`list_all`] with `limit` on a
+/// store that lists; on one that cannot ([`Capabilities::listing`] off),
+/// those of the keys [`Space::key`] made under `prefix` that are live. For
+/// cases about something else than listing, checking what a write left.
+pub async fn live_keys(store: &dyn KvStore, prefix: &str, limit: usize) -> Vec<Key> {
+    if store.capabilities().listing {
+        return list_all(store, prefix, limit).await;
+    }
+    live_among(store, &keys_made_under(prefix)).await
 }
 
 /// Lists every key with `prefix` page by page with `limit`, checking the

@@ -45,7 +45,15 @@ pub struct Capabilities {
     /// `increment` is atomic under concurrency. When `false` it fails with
     /// [`ErrorKind::Unsupported`](crate::ErrorKind).
     pub counters: bool,
-    /// `list` returns keys in ascending byte order.
+    /// `list` works, and with it what is built on it:
+    /// [`clear`](crate::KvStoreExt::clear), [`export`](crate::KvStoreExt::export),
+    /// [`list_stream`](crate::KvStoreExt::list_stream) and copying from this
+    /// store. When `false` (a Redis store without its listing index) they
+    /// fail with [`ErrorKind::Unsupported`](crate::ErrorKind) and change
+    /// nothing.
+    pub listing: bool,
+    /// `list` returns keys in ascending byte order (`false` when
+    /// [`listing`](Self::listing) is).
     pub ordered_list: bool,
     /// `batch_get` reads all its keys from one consistent snapshot.
     pub snapshot_batch_get: bool,

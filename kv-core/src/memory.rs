@@ -85,6 +85,17 @@ impl MemoryStoreBuilder {
         self
     }
 
+    /// Whether keys can be listed (default `true`). With `false` the store
+    /// behaves like a backend without a listing index (a Redis store with
+    /// `list_index(false)`): `list`, and `clear`, `export` and copying from
+    /// it, are [`ErrorKind::Unsupported`](crate::ErrorKind). For testing
+    /// code that must run on such stores.
+    pub fn listing(mut self, enabled: bool) -> Self {
+        self.caps.listing = enabled;
+        self.caps.ordered_list = enabled;
+        self
+    }
+
     /// Builds the store.
     pub fn build(self) -> MemoryStore {
         MemoryStore {
@@ -206,6 +217,7 @@ impl MemoryStore {
                 versions: true,
                 transactions: true,
                 counters: true,
+                listing: true,
                 ordered_list: true,
                 snapshot_batch_get: true,
                 persistent: false,

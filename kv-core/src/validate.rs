@@ -514,10 +514,20 @@ impl Validator {
     ///
     /// # Errors
     ///
+    /// [`ErrorKind::Unsupported`] without
+    /// [`listing`](Capabilities::listing),
     /// [`ErrorKind::InvalidKey`] for a bad prefix,
     /// [`ErrorKind::InvalidArgument`] for a zero limit or one over
     /// [`MAX_LIST_LIMIT`].
     pub fn list(&self, prefix: &str, options: &ListOptions) -> Result<ListRange> {
+        if !self.caps.listing {
+            return Err(self
+                .error(ErrorKind::Unsupported, Operation::List)
+                .with_message(
+                    "this store keeps no listing index: list, and clear, export and copy \
+                 (which list), are unsupported",
+                ));
+        }
         validate_prefix(prefix).map_err(|e| e.in_context(self.backend, Operation::List))?;
         let limit = options.limit.unwrap_or(DEFAULT_LIST_LIMIT);
         if limit == 0 {
@@ -585,6 +595,7 @@ mod tests {
             versions: true,
             transactions: true,
             counters: true,
+            listing: true,
             ordered_list: true,
             snapshot_batch_get: true,
             persistent: false,

@@ -1,6 +1,6 @@
 //! The whole conformance suite against `MemoryStore`: as `Arc<dyn KvStore>`,
 //! as `Box<dyn KvStore>`, as the concrete type, with batch and value limits,
-//! without TTL, and through a namespace (`PrefixStore`).
+//! without TTL, without listing, and through a namespace (`PrefixStore`).
 
 #![allow(clippy::unwrap_used)] // tests fail by panicking
 
@@ -40,6 +40,15 @@ mod without_ttl {
     use super::*;
     kv_conformance::suite!(|| async {
         Arc::new(MemoryStore::builder().ttl(false).build()) as Arc<dyn KvStore>
+    });
+}
+
+/// A store that cannot list (as Redis without its index): `list` and what
+/// is built on it must be `Unsupported`, everything else unchanged.
+mod without_listing {
+    use super::*;
+    kv_conformance::suite!(|| async {
+        Arc::new(MemoryStore::builder().listing(false).build()) as Arc<dyn KvStore>
     });
 }
 
