@@ -298,7 +298,11 @@ async fn without_index(url: &str, rounds: usize, quick: bool, value: &Bytes) {
             rounds,
             ops,
             [
-                &|| Box::pin(async { assert_eq!(store.batch_get(&keys).await.unwrap().len(), size) }),
+                &|| {
+                    Box::pin(async {
+                        assert_eq!(store.batch_get(&keys).await.unwrap().len(), size)
+                    })
+                },
                 &|| mget(),
                 &|| mget(),
             ],
