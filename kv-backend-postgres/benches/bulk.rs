@@ -170,7 +170,10 @@ async fn run(url: &str, quick: bool) {
         .chunks(rows.div_ceil(4))
         .map(|part| copy_data(part, &value))
         .collect();
-    let chunks: Vec<Vec<u8>> = all.chunks(1000).map(|part| copy_data(part, &value)).collect();
+    let chunks: Vec<Vec<u8>> = all
+        .chunks(1000)
+        .map(|part| copy_data(part, &value))
+        .collect();
     let entries: Vec<Entry> = all
         .iter()
         .map(|n| Entry::new(Key::new(n.as_str()).unwrap(), value.clone()))
@@ -218,11 +221,13 @@ async fn run(url: &str, quick: bool) {
                     assert!(report.is_complete(), "{report:?}");
                     report.keys_written
                 }
-                _ => futures::stream::iter(chunks.iter())
-                    .map(|data| staged_chunk(&pool, data))
-                    .buffer_unordered(CONCURRENCY)
-                    .fold(0, |sum, n| async move { sum + n })
-                    .await,
+                _ => {
+                    futures::stream::iter(chunks.iter())
+                        .map(|data| staged_chunk(&pool, data))
+                        .buffer_unordered(CONCURRENCY)
+                        .fold(0, |sum, n| async move { sum + n })
+                        .await
+                }
             };
             times[c].push(started.elapsed());
             assert_eq!(loaded, rows as u64, "{}", labels[c]);

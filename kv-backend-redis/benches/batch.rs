@@ -5,6 +5,7 @@
 //! cargo bench -p anykv-redis --bench batch          # full run
 //! KV_BENCH_QUICK=1 cargo bench -p anykv-redis --bench batch
 //! KV_TEST_REDIS_URL=redis://host:6379 cargo bench ...    # your own server
+//! cargo bench -p anykv-redis --bench batch -- plain      # only the store without the index
 //! ```
 //!
 //! For each batch size (1, 10, 100, 1000 keys, 1 KiB values) it times:
@@ -63,6 +64,13 @@ fn main() {
 }
 
 async fn run(url: &str, quick: bool) {
+    let rounds = if quick { 5 } else { 31 };
+    let value = Bytes::from(vec![b'x'; VALUE_BYTES]);
+    // `-- plain`: only the store without the index.
+    if std::env::args().any(|a| a == "plain") {
+        without_index(url, rounds, quick, &value).await;
+        return;
+    }
     let store = RedisStore::builder()
         .url(url)
         .purge_interval(None)
@@ -73,8 +81,6 @@ async fn run(url: &str, quick: bool) {
     // all, so no contender gets a luckier one.
     let conn = store.connection();
     let setup = Setup { store, conn };
-    let rounds = if quick { 5 } else { 31 };
-    let value = Bytes::from(vec![b'x'; VALUE_BYTES]);
 
     println!(
         "kv-backend-redis batch benchmark: {url}, values {VALUE_BYTES} B, median of {rounds} interleaved rounds"

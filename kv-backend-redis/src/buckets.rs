@@ -87,6 +87,15 @@ impl Buckets {
         items: impl IntoIterator<Item = T>,
         key: impl Fn(&T) -> &'k Key,
     ) -> Vec<(usize, Vec<T>)> {
+        if self.layouts.len() == 1 {
+            // Collecting a `Vec`'s own iterator reuses its buffer.
+            let all: Vec<T> = items.into_iter().collect();
+            return if all.is_empty() {
+                Vec::new()
+            } else {
+                vec![(0, all)]
+            };
+        }
         let mut groups: Vec<Vec<T>> = (0..self.layouts.len()).map(|_| Vec::new()).collect();
         for item in items {
             let b = self.index_of(key(&item));

@@ -127,6 +127,32 @@ impl RedisStore {
         result
     }
 
+    /// Runs the write pipelines of a `batch_set` or `write_batch` like
+    /// [`Self::exec_freeing`]; a single pipeline of one command (a store
+    /// without the index writing only plain entries: one `MSET`) is sent as
+    /// that bare command, atomic by itself.
+    pub(crate) async fn exec_writes<B>(
+        &self,
+        op: Operation,
+        pipes: &[Pipeline],
+        batch: B,
+    ) -> Result<()> {
+        if let [pipe] = pipes
+            && !pipe.is_transaction()
+            && let (Some(cmd), 1) = (pipe.cmd_iter().next(), pipe.len())
+        {
+            let free = async move {
+                tokio::task::yield_now().await;
+                drop(batch);
+            };
+            let mut conn = self.conn.clone();
+            let (result, ()) = tokio::join!(cmd.query_async::<()>(&mut conn), free);
+            return result.map_err(|e| map_redis_error(op, e));
+        }
+        let _: Vec<()> = self.exec_freeing(op, pipes, batch).await?;
+        Ok(())
+    }
+
     /// The MULTI/EXECs of a validated `batch_set`, one per bucket; none for
     /// an empty batch.
     pub(crate) fn sets_pipelines(&self, entries: &[Entry]) -> Result<Vec<Pipeline>> {

@@ -252,7 +252,7 @@ impl KvStore for RedisStore {
         };
         let mut pipe = redis::pipe();
         self.push_sets(self.buckets.of(key), &mut pipe, &[entry]);
-        self.exec(Operation::Set, &pipe).await
+        self.exec_writes(Operation::Set, &[pipe], ()).await
     }
 
     async fn delete(&self, key: &Key) -> Result<bool> {
@@ -412,10 +412,7 @@ impl KvStore for RedisStore {
         if pipes.is_empty() {
             return Ok(());
         }
-        let _: Vec<()> = self
-            .exec_freeing(Operation::BatchSet, &pipes, entries)
-            .await?;
-        Ok(())
+        self.exec_writes(Operation::BatchSet, &pipes, entries).await
     }
 
     async fn batch_set_borrowed(&self, entries: &[Entry]) -> Result<()> {
@@ -423,8 +420,7 @@ impl KvStore for RedisStore {
         if pipes.is_empty() {
             return Ok(());
         }
-        let _: Vec<()> = self.exec_all(Operation::BatchSet, &pipes).await?;
-        Ok(())
+        self.exec_writes(Operation::BatchSet, &pipes, ()).await
     }
 
     async fn batch_delete(&self, keys: &[Key]) -> Result<u64> {
@@ -433,6 +429,14 @@ impl KvStore for RedisStore {
         }
         self.validator
             .check_batch_keys(Operation::BatchDelete, keys)?;
+        if !self.config.list_index && self.buckets.len() == 1 {
+            // One UNLINK, atomic by itself: sent bare.
+            let unlink = Self::data_keys_cmd(self.buckets.get(0), "UNLINK", keys.iter());
+            return unlink
+                .query_async(&mut self.conn.clone())
+                .await
+                .map_err(|e| map_redis_error(Operation::BatchDelete, e));
+        }
         let groups = self.buckets.group(keys.iter(), |k| *k);
         let pipes: Vec<Pipeline> = groups
             .iter()
@@ -452,10 +456,7 @@ impl KvStore for RedisStore {
         if pipes.is_empty() {
             return Ok(());
         }
-        let _: Vec<()> = self
-            .exec_freeing(Operation::WriteBatch, &pipes, ops)
-            .await?;
-        Ok(())
+        self.exec_writes(Operation::WriteBatch, &pipes, ops).await
     }
 
     async fn write_batch_borrowed(&self, ops: &[WriteOp]) -> Result<()> {
@@ -463,8 +464,7 @@ impl KvStore for RedisStore {
         if pipes.is_empty() {
             return Ok(());
         }
-        let _: Vec<()> = self.exec_all(Operation::WriteBatch, &pipes).await?;
-        Ok(())
+        self.exec_writes(Operation::WriteBatch, &pipes, ()).await
     }
 
     async fn compare_and_swap(
