@@ -58,6 +58,11 @@ pub struct PostgresConfig {
     pub purge_chunk: u32,
     /// `application_name` of the connections, as `pg_stat_activity` shows it.
     pub application_name: String,
+    /// Whether a `batch_set` of 500 entries or more is first tried as one
+    /// binary `COPY` (default `true`): the bulk writer's chunks of new keys
+    /// load about 1.5x faster; a batch that meets an existing key falls
+    /// back to the upsert. See the README's "Bulk loads by COPY".
+    pub copy_batches: bool,
 }
 
 impl Default for PostgresConfig {
@@ -74,6 +79,7 @@ impl Default for PostgresConfig {
             purge_interval_ms: Some(60_000),
             purge_chunk: 1000,
             application_name: "kv".to_owned(),
+            copy_batches: true,
         }
     }
 }
@@ -151,6 +157,7 @@ impl fmt::Debug for PostgresConfig {
             .field("purge_interval_ms", &self.purge_interval_ms)
             .field("purge_chunk", &self.purge_chunk)
             .field("application_name", &self.application_name)
+            .field("copy_batches", &self.copy_batches)
             .finish()
     }
 }

@@ -81,6 +81,13 @@ impl PostgresStoreBuilder {
         self
     }
 
+    /// Whether a `batch_set` of 500 entries or more is first tried as one
+    /// binary `COPY` (default `true`); see [`PostgresConfig::copy_batches`].
+    pub fn copy_batches(mut self, enabled: bool) -> Self {
+        self.config.copy_batches = enabled;
+        self
+    }
+
     /// How often expired rows are deleted (default 60 s); `None` turns the
     /// background purge off.
     pub fn purge_interval(mut self, interval: Option<Duration>) -> Self {
@@ -153,6 +160,7 @@ impl PostgresStoreBuilder {
             validator: Validator::new(BACKEND, capabilities()),
             purge_chunk,
             request_timeout: config.request_timeout(),
+            copy_gate: Arc::new(crate::copy::CopyGate::new(config.copy_batches)),
             _purge: purge,
         })
     }

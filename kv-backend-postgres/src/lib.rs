@@ -5,6 +5,7 @@
 
 mod config;
 mod connect;
+mod copy;
 mod error;
 mod rows;
 mod sql;

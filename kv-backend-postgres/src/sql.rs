@@ -39,6 +39,8 @@ pub(crate) struct Statements {
     /// As `batch_get`, with the milliseconds left (NULL: no TTL), rounded up.
     pub(crate) batch_get_with_ttl: String,
     pub(crate) batch_set: String,
+    /// Binary `COPY` of whole rows into the table (see `copy.rs`).
+    pub(crate) copy: String,
     pub(crate) batch_delete: String,
     /// Deletes without a count: the deletes of a `write_batch`.
     pub(crate) delete_all: String,
@@ -108,6 +110,7 @@ impl Statements {
             // Puts and deletes touch different keys (the batch is deduplicated),
             // so one statement with a data-modifying CTE applies both atomically.
             write_batch: format!("WITH d AS (DELETE FROM {t} WHERE key = ANY($4)) {upsert}"),
+            copy: format!("COPY {t} (key, value, expires_at, version) FROM STDIN (FORMAT binary)"),
             batch_set: upsert,
             list: format!(
                 "SELECT key FROM {t} WHERE key >= $1 AND key > $2 AND ($3::text IS NULL OR key < $3) \

@@ -54,6 +54,7 @@ pub struct PostgresStore {
     pub(crate) validator: Validator,
     pub(crate) purge_chunk: i64,
     pub(crate) request_timeout: Duration,
+    pub(crate) copy_gate: Arc<crate::copy::CopyGate>,
     pub(crate) _purge: Option<Arc<PeriodicTask>>,
 }
 
@@ -384,6 +385,14 @@ impl KvStore for PostgresStore {
                 return Ok(());
             }
             let refs: Vec<&Entry> = entries.iter().collect();
+            // A large batch of new keys goes in by COPY (see `copy.rs`).
+            let copied = self
+                .try_copy(&refs)
+                .await
+                .map_err(|e| map_sqlx_error(Operation::BatchSet, e))?;
+            if copied {
+                return Ok(());
+            }
             self.write(Operation::BatchSet, &refs, &[]).await
         })
         .await

@@ -478,3 +478,123 @@ async fn a_purge_that_always_fails_is_counted_and_its_error_kept() {
     assert_eq!(err.kind(), ErrorKind::Config, "{err}");
     assert_eq!(admin.purge_status(), None);
 }
+
+/// A `batch_set` of 500 entries or more goes in by binary COPY when its
+/// keys are new: values, TTLs by the server's clock and one version per
+/// batch as the upsert gives them. When one key exists (live or expired)
+/// the COPY fails whole and the upsert writes the batch: last write wins,
+/// nothing lost, nothing doubled.
+#[tokio::test]
+async fn large_batches_of_new_keys_go_in_by_copy_and_fall_back_on_existing_keys() {
+    let Some(server) = kv_testkit::postgres().await else {
+        return;
+    };
+    let name = table("copy");
+    let store = PostgresStore::builder()
+        .url(server.url())
+        .table(&name)
+        .purge_interval(None)
+        .connect()
+        .await
+        .unwrap();
+    let ttl = Duration::from_secs(600);
+    let batch = |tag: &str| -> Vec<Entry> {
+        (0..1000)
+            .map(|i| {
+                let entry = Entry::new(key(&format!("c{i:04}")), format!("{tag}{i}"));
+                if i % 2 == 0 {
+                    entry.with_ttl(ttl)
+                } else {
+                    entry
+                }
+            })
+            .collect()
+    };
+    // New keys, in reverse order with a duplicate: the last write wins.
+    let mut first = batch("a");
+    first.reverse();
+    first.push(Entry::new(key("c0001"), "dup"));
+    store.batch_set(first).await.unwrap();
+    assert_eq!(count(store.pool(), &name).await, 1000);
+    let keys: Vec<Key> = (0..1000).map(|i| key(&format!("c{i:04}"))).collect();
+    let read = store.batch_get_with_ttl(&keys).await.unwrap();
+    for (i, entry) in read.iter().enumerate() {
+        let entry = entry.as_ref().unwrap();
+        let want = if i == 1 {
+            "dup".to_owned()
+        } else {
+            format!("a{i}")
+        };
+        assert_eq!(entry.value, Bytes::from(want), "c{i:04}");
+        match entry.ttl {
+            Some(left) => {
+                assert_eq!(i % 2, 0, "c{i:04} has a TTL");
+                assert!(
+                    left <= ttl && left > ttl - Duration::from_secs(30),
+                    "{left:?}"
+                );
+            }
+            None => assert_eq!(i % 2, 1, "c{i:04} lost its TTL"),
+        }
+    }
+    let versions = store.batch_get_versioned(&keys).await.unwrap();
+    let version = versions[0].as_ref().unwrap().version.clone();
+    assert!(
+        versions
+            .iter()
+            .all(|v| v.as_ref().unwrap().version == version)
+    );
+    assert!(
+        store
+            .write_if(
+                &keys[0],
+                kv_core::Condition::Version(version),
+                Some("v".into()),
+                SetOptions::default()
+            )
+            .await
+            .unwrap()
+    );
+
+    // One key live, one expired, the rest new: the COPY meets them and the
+    // upsert writes all 1,002 entries.
+    store
+        .set(
+            &key("c1000"),
+            "old".into(),
+            SetOptions::ttl(Duration::from_millis(1)),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut second: Vec<Entry> = (500..1502)
+        .map(|i| Entry::new(key(&format!("c{i:04}")), format!("b{i}")))
+        .collect();
+    second.push(Entry::new(key("c0500"), "last"));
+    store.batch_set(second).await.unwrap();
+    assert_eq!(count(store.pool(), &name).await, 1502);
+    let got = store
+        .batch_get(&[key("c0499"), key("c0500"), key("c1000"), key("c1501")])
+        .await
+        .unwrap();
+    let want = ["a499", "last", "b1000", "b1501"].map(|v| Some(Bytes::from(v)));
+    assert_eq!(got, want);
+    assert_eq!(
+        store.batch_get_with_ttl(&[key("c0502")]).await.unwrap()[0]
+            .as_ref()
+            .unwrap()
+            .ttl,
+        None
+    );
+
+    // The gate skips COPY for a while after a conflict; batches of new keys
+    // still land exactly.
+    for round in 0..20 {
+        let fresh: Vec<Entry> = (0..600)
+            .map(|i| Entry::new(key(&format!("r{round:02}/{i:04}")), "n"))
+            .collect();
+        store.batch_set(fresh).await.unwrap();
+    }
+    assert_eq!(count(store.pool(), &name).await, 1502 + 20 * 600);
+    drop_table(store.pool(), &name).await;
+}
