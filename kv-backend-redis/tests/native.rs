@@ -49,6 +49,21 @@ async fn count<F: std::future::Future<Output = ()>>(
         .collect()
 }
 
+/// Entries of `keys`, the first three with a TTL of a minute.
+fn mixed(keys: &[Key]) -> Vec<Entry> {
+    keys.iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let e = Entry::new(k.clone(), "t");
+            if i < 3 {
+                e.with_ttl(std::time::Duration::from_secs(60))
+            } else {
+                e
+            }
+        })
+        .collect()
+}
+
 fn calls(pairs: &[(&str, u64)]) -> HashMap<String, u64> {
     pairs.iter().map(|(n, c)| (n.to_string(), *c)).collect()
 }
@@ -91,19 +106,10 @@ async fn every_operation_maps_to_its_native_commands() {
     );
 
     // With TTLs: SET PX per expiring entry, MSET for the rest.
-    let mixed: Vec<Entry> = keys[..10]
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            let e = Entry::new(k.clone(), "t");
-            if i < 3 {
-                e.with_ttl(std::time::Duration::from_secs(60))
-            } else {
-                e
-            }
-        })
-        .collect();
-    let seen = count(&mut conn, async { store.batch_set(mixed).await.unwrap() }).await;
+    let seen = count(&mut conn, async {
+        store.batch_set(mixed(&keys[..10])).await.unwrap()
+    })
+    .await;
     assert_eq!(
         seen,
         calls(&[
@@ -333,19 +339,10 @@ async fn without_the_index_a_batch_is_its_data_commands() {
     .await;
     assert_eq!(seen, calls(&[("mset", 1)]), "batch_set");
 
-    let mixed: Vec<Entry> = keys[..10]
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            let e = Entry::new(k.clone(), "t");
-            if i < 3 {
-                e.with_ttl(std::time::Duration::from_secs(60))
-            } else {
-                e
-            }
-        })
-        .collect();
-    let seen = count(&mut conn, async { store.batch_set(mixed).await.unwrap() }).await;
+    let seen = count(&mut conn, async {
+        store.batch_set(mixed(&keys[..10])).await.unwrap()
+    })
+    .await;
     assert_eq!(
         seen,
         calls(&[("multi", 1), ("mset", 1), ("set", 3), ("exec", 1)]),
