@@ -1,9 +1,9 @@
 //! The Redis backend on a Redis Cluster (three primaries, three replicas,
-//! started by kv-testkit): the whole conformance suite twice, once spread
+//! started by kv-testkit): the whole conformance suite three times, once spread
 //! over 16 buckets (batches atomic per bucket, so the atomicity cases are
 //! gated off by the capabilities) and once under a hash-tagged prefix (one
-//! slot: atomic like a single server); then what is particular to a
-//! cluster.
+//! slot: atomic like a single server), and spread without the listing
+//! index; then what is particular to a cluster.
 
 #![allow(clippy::unwrap_used)] // tests fail by panicking
 
@@ -14,11 +14,16 @@ use kv_backend_redis::{RedisStore, redis};
 use kv_core::{Entry, ErrorKind, Key, KvStore};
 
 async fn store(prefix: &str) -> Option<Arc<dyn KvStore>> {
+    indexed(prefix, true).await
+}
+
+async fn indexed(prefix: &str, index: bool) -> Option<Arc<dyn KvStore>> {
     let cluster = kv_testkit::redis_cluster().await?;
     let store = RedisStore::builder()
         .url(cluster.url())
         .key_prefix(prefix)
         .purge_interval(Some(std::time::Duration::from_millis(500)))
+        .list_index(index)
         .connect()
         .await
         .expect("connect to the test Redis Cluster");
@@ -33,6 +38,12 @@ mod spread {
 /// One hash tag: every key in one slot, batches atomic.
 mod tagged {
     kv_conformance::suite!(|| super::store("{tagged}:"));
+}
+
+/// Spread over 16 buckets without the listing index: a batch is one bare
+/// command or MULTI/EXEC per bucket it touches.
+mod spread_without_index {
+    kv_conformance::suite!(|| super::indexed("plain*[1]?:", false));
 }
 
 async fn connect(prefix: &str, buckets: usize) -> Option<RedisStore> {

@@ -120,9 +120,10 @@ impl Space {
             delete_all(store, &keys).await;
             let left = live_among(store, &keys).await;
             assert!(left.is_empty(), "cleanup left {left:?}");
-            made_keys().retain(|k| !k.starts_with(&self.prefix));
+            forget_keys_under(&self.prefix);
             return;
         }
+        forget_keys_under(&self.prefix);
         store
             .clear(&self.prefix)
             .await
@@ -201,6 +202,20 @@ fn keys_made_under(prefix: &str) -> Vec<Key> {
         .take_while(|k| k.starts_with(prefix))
         .map(|k| Key::new(k.as_str()).expect("made by Space::key"))
         .collect()
+}
+
+/// Forgets the keys [`Space::key`] made under `prefix` (its space is
+/// cleaned up), so the record stays as small as the cases running.
+fn forget_keys_under(prefix: &str) {
+    let mut made = made_keys();
+    let under: Vec<String> = made
+        .range(prefix.to_owned()..)
+        .take_while(|k| k.starts_with(prefix))
+        .cloned()
+        .collect();
+    for key in under {
+        made.remove(&key);
+    }
 }
 
 /// The chunk size that fits the store's `max_batch_ops`.

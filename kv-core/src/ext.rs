@@ -55,6 +55,8 @@ pub trait KvStoreExt: KvStore {
     ///   deleted or expired between its page's list and read is skipped.
     /// - Not a snapshot of the whole prefix: each page is read at its own
     ///   moment (one snapshot per page where `snapshot_batch_get`).
+    /// - On a store that cannot list ([`listing`](crate::Capabilities::listing)
+    ///   off) the first item is an `Unsupported` error.
     /// - The first error ends the stream; resume with
     ///   [`ExportOptions::start_after`] set to the last key received.
     ///
@@ -87,7 +89,9 @@ pub trait KvStoreExt: KvStore {
 
     /// Deletes every live key with `prefix`, in batches no larger than the
     /// backend's `max_batch_ops` (and at most 1000); returns how many were
-    /// removed. Not atomic as a whole: each batch is.
+    /// removed. Not atomic as a whole: each batch is. It lists the keys, so
+    /// on a store that cannot list ([`listing`](crate::Capabilities::listing)
+    /// off) it is `Unsupported` and deletes nothing.
     async fn clear(&self, prefix: &str) -> Result<u64>;
 }
 
