@@ -221,7 +221,8 @@ pub(crate) const UNINDEXED_CODE: &str = "KVUNINDEXED";
 /// stale version could let a check pass that should fail; `reindex`
 /// rebuilds the index).
 pub(crate) async fn mark_unindexed(conn: &RedisConnection, buckets: &Buckets) -> Result<()> {
-    for layout in buckets.all() {
+    // All buckets at once, not one round trip after another on a cluster.
+    futures::future::try_join_all(buckets.all().iter().map(|layout| async move {
         let mut pipe = redis::pipe();
         pipe.atomic()
             .cmd("SET")
@@ -235,9 +236,10 @@ pub(crate) async fn mark_unindexed(conn: &RedisConnection, buckets: &Buckets) ->
             .ignore();
         pipe.query_async::<()>(&mut conn.clone())
             .await
-            .map_err(|e| map_redis_error(Operation::Connect, e))?;
-    }
-    Ok(())
+            .map_err(|e| map_redis_error(Operation::Connect, e))
+    }))
+    .await
+    .map(drop)
 }
 
 /// Runs the purge script on every bucket, each until a call finds fewer

@@ -483,11 +483,7 @@ impl KvStore for RedisStore {
         let layout = self.buckets.of(key);
         let version = VersionSource::token(self.versions.take(1), 0);
         let mut cas = self.scripts.cas.key(layout.data_key(key));
-        if self.config.list_index {
-            cas.key(&layout.index[..])
-                .key(&layout.expiries[..])
-                .key(&layout.versions[..]);
-        }
+        self.index_keys(&mut cas, layout);
         let swapped: u64 = cas
             .arg(key.as_str())
             .arg(flag(expected.is_some()))

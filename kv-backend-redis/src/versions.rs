@@ -100,6 +100,17 @@ fn condition_args(condition: &Condition) -> (&'static str, &[u8]) {
 }
 
 impl RedisStore {
+    /// Adds the keys the CAS and increment scripts keep in step after the
+    /// data key (index, expiry schedule, versions); none on a store
+    /// without the index, which the scripts read from the key count.
+    pub(crate) fn index_keys(&self, call: &mut ScriptInvocation<'_>, layout: &Layout) {
+        if self.config.list_index {
+            call.key(&layout.index[..])
+                .key(&layout.expiries[..])
+                .key(&layout.versions[..]);
+        }
+    }
+
     pub(crate) async fn read_versioned(&self, keys: &[Key]) -> Result<Vec<Option<Versioned>>> {
         let op = Operation::BatchGetVersioned;
         self.validator.versioned_keys(op, keys)?;
@@ -255,12 +266,7 @@ impl RedisStore {
         let at = ttl.map_or(0, |t| now_millis().saturating_add(millis(t)));
         let version = VersionSource::token(self.versions.take(1), 0);
         let mut increment = self.scripts.increment.key(layout.data_key(key));
-        if self.config.list_index {
-            increment
-                .key(&layout.index[..])
-                .key(&layout.expiries[..])
-                .key(&layout.versions[..]);
-        }
+        self.index_keys(&mut increment, layout);
         let answer: RedisResult<Vec<u8>> = increment
             .arg(key.as_str())
             .arg(delta)
