@@ -44,9 +44,7 @@ pub async fn list_of_empty_prefix_is_empty_and_final(store: &dyn KvStore) {
 
 /// Keys list in ascending byte order (not locale, not length order).
 pub async fn list_is_in_byte_order(store: &dyn KvStore) {
-    if !store.capabilities().listing {
-        return; // list::listing_without_support_is_unsupported checks this store
-    }
+    // `ordered_list` is off whenever `listing` is (crud::capabilities_are_consistent).
     if !store.capabilities().ordered_list {
         return;
     }
@@ -117,9 +115,7 @@ pub async fn short_page_has_no_cursor(store: &dyn KvStore) {
 
 /// `start_after` is exclusive, and need not be an existing key.
 pub async fn start_after_is_exclusive_and_need_not_exist(store: &dyn KvStore) {
-    if !store.capabilities().listing {
-        return; // list::listing_without_support_is_unsupported checks this store
-    }
+    // `ordered_list` is off whenever `listing` is (crud::capabilities_are_consistent).
     if !store.capabilities().ordered_list {
         return;
     }
@@ -280,9 +276,7 @@ pub async fn unicode_prefixes_select_by_bytes(store: &dyn KvStore) {
 /// listed exactly once; deleted ones are not listed after deletion; new keys
 /// after the cursor are seen.
 pub async fn keys_changed_between_pages_are_listed_once(store: &dyn KvStore) {
-    if !store.capabilities().listing {
-        return; // list::listing_without_support_is_unsupported checks this store
-    }
+    // `ordered_list` is off whenever `listing` is (crud::capabilities_are_consistent).
     if !store.capabilities().ordered_list {
         return;
     }

@@ -196,11 +196,18 @@ fn made_keys() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<Stri
 }
 
 /// The keys [`Space::key`] made that start with `prefix`, ascending.
-fn keys_made_under(prefix: &str) -> Vec<Key> {
-    made_keys()
-        .range(prefix.to_owned()..)
+fn names_under(made: &std::collections::BTreeSet<String>, prefix: &str) -> Vec<String> {
+    made.range(prefix.to_owned()..)
         .take_while(|k| k.starts_with(prefix))
-        .map(|k| Key::new(k.as_str()).expect("made by Space::key"))
+        .cloned()
+        .collect()
+}
+
+/// [`names_under`] as keys.
+fn keys_made_under(prefix: &str) -> Vec<Key> {
+    names_under(&made_keys(), prefix)
+        .into_iter()
+        .map(|k| Key::new(k).expect("made by Space::key"))
         .collect()
 }
 
@@ -208,13 +215,8 @@ fn keys_made_under(prefix: &str) -> Vec<Key> {
 /// cleaned up), so the record stays as small as the cases running.
 fn forget_keys_under(prefix: &str) {
     let mut made = made_keys();
-    let under: Vec<String> = made
-        .range(prefix.to_owned()..)
-        .take_while(|k| k.starts_with(prefix))
-        .cloned()
-        .collect();
-    for key in under {
-        made.remove(&key);
+    for name in names_under(&made, prefix) {
+        made.remove(&name);
     }
 }
 
