@@ -32,6 +32,27 @@ async fn drop_table(pool: &sqlx::PgPool, table: &str) {
         .unwrap();
 }
 
+/// A login role of this process allowed only `grants` on `table` (made by
+/// `admin`), and the URL that connects as it.
+async fn role_with(
+    admin: &PostgresStore,
+    url: &str,
+    table: &str,
+    tag: &str,
+    grants: &str,
+) -> (String, String) {
+    let role = format!("{tag}{}", std::process::id());
+    for sql in [
+        format!("DROP ROLE IF EXISTS {role}"),
+        format!("CREATE ROLE {role} LOGIN"),
+        format!("GRANT {grants} ON \"{table}\" TO {role}"),
+    ] {
+        sqlx::query(&sql).execute(admin.pool()).await.unwrap();
+    }
+    let url = url.replacen("postgres://postgres", &format!("postgres://{role}"), 1);
+    (role, url)
+}
+
 #[tokio::test]
 async fn purge_deletes_expired_rows_in_chunks_and_keeps_live_ones() {
     let Some(server) = kv_testkit::postgres().await else {
@@ -426,17 +447,14 @@ async fn a_purge_that_always_fails_is_counted_and_its_error_kept() {
         .connect()
         .await
         .unwrap();
-    let role = format!("kvnodelete{}", std::process::id());
-    for sql in [
-        format!("DROP ROLE IF EXISTS {role}"),
-        format!("CREATE ROLE {role} LOGIN"),
-        format!("GRANT SELECT, INSERT, UPDATE ON \"{name}\" TO {role}"),
-    ] {
-        sqlx::query(&sql).execute(admin.pool()).await.unwrap();
-    }
-    let url = server
-        .url()
-        .replacen("postgres://postgres", &format!("postgres://{role}"), 1);
+    let (role, url) = role_with(
+        &admin,
+        server.url(),
+        &name,
+        "kvnodelete",
+        "SELECT, INSERT, UPDATE",
+    )
+    .await;
     let store = PostgresStore::builder()
         .url(&url)
         .table(&name)
@@ -597,4 +615,71 @@ async fn large_batches_of_new_keys_go_in_by_copy_and_fall_back_on_existing_keys(
     }
     assert_eq!(count(store.pool(), &name).await, 1502 + 20 * 600);
     drop_table(store.pool(), &name).await;
+}
+
+/// The COPY path is taken, and the upsert after a conflict: `COPY` needs
+/// only `INSERT`, `INSERT ... ON CONFLICT DO UPDATE` needs `UPDATE` too. A
+/// role without `UPDATE` loads 600 new keys through kv; the same batch with
+/// `copy_batches(false)`, one of 499 (under the threshold), and one that
+/// meets an existing key (the COPY fails, the upsert runs) are refused,
+/// and the refused ones write nothing.
+#[tokio::test]
+async fn a_batch_of_new_keys_goes_by_copy_and_one_meeting_a_key_by_the_upsert() {
+    let Some(server) = kv_testkit::postgres().await else {
+        return;
+    };
+    let name = table("copyrole");
+    let admin = PostgresStore::builder()
+        .url(server.url())
+        .table(&name)
+        .purge_interval(None)
+        .connect()
+        .await
+        .unwrap();
+    let (role, url) = role_with(&admin, server.url(), &name, "kvnoupdate", "SELECT, INSERT").await;
+    let connect = |copy: bool| {
+        PostgresStore::builder()
+            .url(&url)
+            .table(&name)
+            .create_table(false)
+            .purge_interval(None)
+            .copy_batches(copy)
+            .connect()
+    };
+    let batch = |tag: &str, n: usize| -> Vec<Entry> {
+        (0..n)
+            .map(|i| Entry::new(key(&format!("{tag}{i:04}")), "v"))
+            .collect()
+    };
+    let store = connect(true).await.unwrap();
+    store.batch_set(batch("copied", 600)).await.unwrap();
+    assert_eq!(count(admin.pool(), &name).await, 600);
+
+    let refused = [
+        connect(false)
+            .await
+            .unwrap()
+            .batch_set(batch("nocopy", 600))
+            .await,
+        store.batch_set(batch("small", 499)).await,
+        store
+            .batch_set([batch("meets", 599), batch("copied", 1)].concat())
+            .await,
+    ];
+    for result in refused {
+        let err = result.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    }
+    assert_eq!(
+        count(admin.pool(), &name).await,
+        600,
+        "a refused batch wrote"
+    );
+    drop(store);
+    for sql in [
+        format!("DROP TABLE IF EXISTS \"{name}\""),
+        format!("DROP ROLE IF EXISTS {role}"),
+    ] {
+        sqlx::query(&sql).execute(admin.pool()).await.unwrap();
+    }
 }
